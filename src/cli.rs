@@ -1,0 +1,197 @@
+//! Command-line options shared by every subcommand.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cmd;
+use crate::input::{ColumnFlags, InputFormat, LoadOptions, ReturnsPolicy};
+use crate::output::{OutputFormat, OutputTarget};
+use crate::UsageError;
+
+/// Customer-retention analytics from transaction exports.
+///
+/// churn reads a sales export (CSV, TSV, gzip or Parquet: customer, date,
+/// amount) and answers "which customers are we losing, and what are they
+/// worth?". Results go to stdout as CSV, or to a file with -o.
+#[derive(Parser, Debug)]
+#[command(
+    name = "churn",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Examples:\n  churn rfm sales.csv\n  churn rfm sales.parquet -o rfm.parquet\n  churn inspect exports/*.csv.gz"
+)]
+pub struct Cli {
+    /// Print nothing but errors on stderr (no progress, no summary).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Rfm(cmd::rfm::Args),
+    Inspect(cmd::inspect::Args),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum InputFormatArg {
+    Csv,
+    Tsv,
+    Parquet,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, Default)]
+pub enum ReturnsArg {
+    /// Returns reduce the customer's monetary value; never a purchase.
+    #[default]
+    Net,
+    /// Returns are ignored.
+    Drop,
+}
+
+/// Where transactions come from and how to read them.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Input")]
+pub struct InputArgs {
+    /// Transaction files (.csv, .tsv, .csv.gz, .tsv.gz, .parquet), concatenated;
+    /// none or '-' reads CSV from stdin.
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Input format, overriding the file extension (needed for stdin that is not CSV).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub input_format: Option<InputFormatArg>,
+
+    /// Field separator for text input (default ',' or tab for .tsv).
+    #[arg(long, value_name = "CHAR", value_parser = parse_delimiter)]
+    pub delimiter: Option<u8>,
+
+    /// Customer id column (default: detected, e.g. customer_id, CustomerID, email).
+    #[arg(long, value_name = "COL")]
+    pub customer: Option<String>,
+
+    /// Transaction date column (default: detected, e.g. date, order_date, InvoiceDate, created_at).
+    #[arg(long, value_name = "COL")]
+    pub date: Option<String>,
+
+    /// Amount column (default: detected, e.g. amount, total, revenue, sales).
+    #[arg(long, value_name = "COL", conflicts_with_all = ["quantity", "price"])]
+    pub amount: Option<String>,
+
+    /// Quantity column of a line-item export; amount = quantity x price.
+    #[arg(long, value_name = "COL", requires = "price")]
+    pub quantity: Option<String>,
+
+    /// Unit price column of a line-item export.
+    #[arg(long, value_name = "COL", requires = "quantity")]
+    pub price: Option<String>,
+
+    /// Order or invoice id column: line items of one order count as one purchase
+    /// (default: detected, e.g. order_id, InvoiceNo).
+    #[arg(long, value_name = "COL")]
+    pub order: Option<String>,
+
+    /// strftime layout of the dates, e.g. '%m/%d/%Y %H:%M' (default: detected from the data).
+    #[arg(long, value_name = "FORMAT")]
+    pub date_format: Option<String>,
+
+    /// Skip (and count) rows whose date or amount does not parse, instead of stopping.
+    #[arg(long)]
+    pub skip_invalid: bool,
+
+    /// What negative amounts (returns, cancellations) do.
+    #[arg(long, value_enum, default_value_t = ReturnsArg::Net, value_name = "POLICY")]
+    pub returns: ReturnsArg,
+
+    /// Analysis date YYYY-MM-DD, inclusive; later transactions are ignored
+    /// (default: the date of the latest transaction).
+    #[arg(long, value_name = "DATE", value_parser = parse_as_of)]
+    pub as_of: Option<i32>,
+}
+
+fn parse_delimiter(s: &str) -> Result<u8, String> {
+    match s {
+        "\\t" | "tab" => Ok(b'\t'),
+        _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
+        _ => Err(format!(
+            "'{s}' is not a single ASCII character (use '\\t' for tab)"
+        )),
+    }
+}
+
+fn parse_as_of(s: &str) -> Result<i32, String> {
+    crate::dates::parse_ymd(s).ok_or_else(|| format!("'{s}' is not a date in YYYY-MM-DD form"))
+}
+
+impl InputArgs {
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            inputs: self.inputs.clone(),
+            format: self.input_format.map(|f| match f {
+                InputFormatArg::Csv => InputFormat::Csv,
+                InputFormatArg::Tsv => InputFormat::Tsv,
+                InputFormatArg::Parquet => InputFormat::Parquet,
+            }),
+            delimiter: self.delimiter,
+            columns: ColumnFlags {
+                customer: self.customer.clone(),
+                date: self.date.clone(),
+                amount: self.amount.clone(),
+                quantity: self.quantity.clone(),
+                price: self.price.clone(),
+                order: self.order.clone(),
+            },
+            date_format: self.date_format.clone(),
+            skip_invalid: self.skip_invalid,
+            returns: match self.returns {
+                ReturnsArg::Net => ReturnsPolicy::Net,
+                ReturnsArg::Drop => ReturnsPolicy::Drop,
+            },
+            as_of: self.as_of,
+            count_duplicates: false,
+        }
+    }
+}
+
+/// Where results go.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Write to FILE (format from its extension: .csv .tsv .parquet .json .ndjson/.jsonl)
+    /// instead of CSV on stdout. The file is replaced only when the run succeeds.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Output format, overriding the extension.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub output_format: Option<OutputFormat>,
+}
+
+impl OutputArgs {
+    pub fn target(&self) -> OutputTarget {
+        OutputTarget {
+            path: self.output.clone(),
+            format: self.output_format,
+        }
+    }
+}
+
+/// Rejects an output path that is also an input, before anything is read.
+pub fn check_not_overwriting_input(input: &InputArgs, output: &OutputArgs) -> Result<()> {
+    if let Some(out) = &output.output {
+        let out_c = std::fs::canonicalize(out).ok();
+        for i in &input.inputs {
+            if out == i || (out_c.is_some() && std::fs::canonicalize(i).ok() == out_c) {
+                return Err(UsageError(format!("-o {} is also an input", out.display())).into());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand: its options and the glue that runs it.
+
+pub mod inspect;
+pub mod rfm;

@@ -1,0 +1,535 @@
+//! Delimited text: chunked at record boundaries, chunks parsed in parallel.
+//!
+//! A chunk boundary must not fall inside a quoted field, so the splitter
+//! tracks quote parity (RFC 4180 escapes a quote by doubling it, which keeps
+//! the parity right). Chunks whose bytes hold no quote at all, the common
+//! case, are split at their last newline without a scan.
+
+use std::fs::File;
+use std::io::{self, Read};
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+use super::columns::{self, AmountColumns, Mapping};
+use super::{
+    hash_bytes, line_amount, trim, Bad, Batch, BatchSink, InputFormat, LoadOptions, Plan, RowError,
+    RowParser, Source,
+};
+use crate::dates::{DateLayout, Detected, Detector};
+use crate::progress::Progress;
+
+const CHUNK_BYTES: usize = 4 << 20;
+const QUOTE: u8 = b'"';
+
+/// Counts bytes as they are read, for the progress bar.
+struct Counting<R> {
+    inner: R,
+    bar: indicatif::ProgressBar,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+fn open(src: &Source, progress: &Progress) -> Result<(Box<dyn Read>, indicatif::ProgressBar)> {
+    let (raw, bar): (Box<dyn Read>, _) = match &src.path {
+        None => (
+            Box::new(io::stdin()),
+            progress.spinner(&format!("reading {}", src.display())),
+        ),
+        Some(p) => {
+            let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let bar = progress.bytes(len, &format!("reading {}", src.display()));
+            (
+                Box::new(Counting {
+                    inner: f,
+                    bar: bar.clone(),
+                }),
+                bar,
+            )
+        }
+    };
+    let r: Box<dyn Read> = if src.gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(raw))
+    } else {
+        raw
+    };
+    Ok((r, bar))
+}
+
+/// Yields chunks of whole records.
+struct Chunker<R> {
+    r: R,
+    buf: Vec<u8>,
+    eof: bool,
+    /// Bytes handed out so far, for unique positions.
+    offset: u64,
+    first: bool,
+}
+
+impl<R: Read> Chunker<R> {
+    fn new(r: R) -> Self {
+        Chunker {
+            r,
+            buf: Vec::new(),
+            eof: false,
+            offset: 0,
+            first: true,
+        }
+    }
+
+    fn next_chunk(&mut self) -> io::Result<Option<(Vec<u8>, u64)>> {
+        let mut target = CHUNK_BYTES;
+        loop {
+            while !self.eof && self.buf.len() < target {
+                let want = (target - self.buf.len()) as u64;
+                let n = (&mut self.r).take(want).read_to_end(&mut self.buf)?;
+                if n == 0 {
+                    self.eof = true;
+                }
+            }
+            if self.first && self.buf.len() >= 3 {
+                self.first = false;
+                if self.buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                    self.buf.drain(..3);
+                }
+            }
+            if self.buf.is_empty() {
+                return Ok(None);
+            }
+            let split = if self.eof {
+                Some(self.buf.len())
+            } else {
+                last_boundary(&self.buf)
+            };
+            match split {
+                Some(end) => {
+                    let rest = self.buf.split_off(end);
+                    let chunk = std::mem::replace(&mut self.buf, rest);
+                    let off = self.offset;
+                    self.offset += chunk.len() as u64;
+                    return Ok(Some((chunk, off)));
+                }
+                None => target = self.buf.len() * 2,
+            }
+        }
+    }
+}
+
+/// The index just past the last newline outside quotes.
+fn last_boundary(buf: &[u8]) -> Option<usize> {
+    if !buf.contains(&QUOTE) {
+        return buf.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
+    }
+    let mut in_quotes = false;
+    let mut last = None;
+    for (i, &b) in buf.iter().enumerate() {
+        if b == QUOTE {
+            in_quotes = !in_quotes;
+        } else if b == b'\n' && !in_quotes {
+            last = Some(i + 1);
+        }
+    }
+    last
+}
+
+fn reader_builder(delim: u8) -> csv::ReaderBuilder {
+    let mut b = csv::ReaderBuilder::new();
+    b.has_headers(false).delimiter(delim).flexible(true);
+    b
+}
+
+fn delimiter(src: &Source, opts: &LoadOptions) -> u8 {
+    opts.delimiter.unwrap_or(if src.format == InputFormat::Tsv {
+        b'\t'
+    } else {
+        b','
+    })
+}
+
+/// Reads one CSV/TSV source into `sink`; returns its number of data rows.
+pub(crate) fn read(
+    src: &Source,
+    later: &[Source],
+    opts: &LoadOptions,
+    plan: &mut Plan,
+    sink: &mut impl BatchSink,
+    progress: &Progress,
+) -> Result<u64> {
+    let name = src.display();
+    let delim = delimiter(src, opts);
+    let (r, bar) = open(src, progress)?;
+    let mut chunker = Chunker::new(r);
+    let read_err = |e: io::Error| anyhow::Error::new(e).context(format!("reading {name}"));
+    let Some((first, first_off)) = chunker.next_chunk().map_err(read_err)? else {
+        bail!("{name} is empty: expected a header row and transactions");
+    };
+
+    // Header.
+    let mut rdr = reader_builder(delim).from_reader(&first[..]);
+    let mut rec = csv::ByteRecord::new();
+    if !rdr
+        .read_byte_record(&mut rec)
+        .with_context(|| format!("reading the header of {name}"))?
+    {
+        bail!("{name} is empty: expected a header row and transactions");
+    }
+    let header: Vec<String> = rec
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).trim().to_string())
+        .collect();
+    let pos = rdr.position().clone();
+    drop(rdr);
+    let data_start = pos.byte() as usize;
+    let first_data_line = pos.line();
+    if header.len() == 1 && opts.delimiter.is_none() {
+        let h = &header[0];
+        let hint = [b';', b'\t', b'|']
+            .iter()
+            .find(|&&d| h.as_bytes().contains(&d))
+            .map(|&d| {
+                format!(
+                    "; it looks {}-separated: pass --delimiter '{}'",
+                    d as char, d as char
+                )
+            })
+            .unwrap_or_default();
+        if !hint.is_empty() {
+            bail!("{name} has a single column '{h}'{hint}");
+        }
+    }
+
+    let mapping = match &plan.mapping {
+        None => {
+            let m = columns::resolve(&header, &opts.columns, &name).map_err(anyhow::Error::msg)?;
+            plan.mapping = Some(m.clone());
+            m
+        }
+        Some(m) => m.rebind(&header, &name).map_err(anyhow::Error::msg)?,
+    };
+
+    let data = first[data_start..].to_vec();
+    drop(first);
+
+    if plan.layout.is_none() {
+        plan.layout = Some(detect_layout(
+            src, later, &data, delim, &mapping, &chunker, opts,
+        )?);
+    }
+    let layout = plan.layout.clone().unwrap();
+
+    let ctx = ChunkCtx {
+        mapping: &mapping,
+        parser: RowParser {
+            layout: &layout,
+            skip_invalid: opts.skip_invalid,
+        },
+        delim,
+        ncols: header.len(),
+        hash_rows: opts.count_duplicates,
+    };
+
+    let window = rayon::current_num_threads().max(1) * 2;
+    let mut pending: Vec<(Vec<u8>, u64)> = vec![(data, first_off + data_start as u64)];
+    let mut line_base = first_data_line;
+    let mut rows = 0u64;
+    loop {
+        while pending.len() < window {
+            match chunker.next_chunk().map_err(read_err)? {
+                Some(c) => pending.push(c),
+                None => break,
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        let outs: Vec<ChunkOut> = pending
+            .par_iter()
+            .map(|(c, off)| parse_chunk(c, *off, &ctx))
+            .collect();
+        pending.clear();
+        for out in outs {
+            if let Some((rel_line, bad)) = out.fail {
+                let line = line_base + rel_line - 1;
+                return Err(match bad {
+                    Bad::Fail {
+                        column,
+                        value,
+                        problem,
+                        hint,
+                    } => RowError {
+                        file: name.clone(),
+                        line,
+                        is_row_number: false,
+                        column: if column == usize::MAX {
+                            String::new()
+                        } else {
+                            header[column].clone()
+                        },
+                        value,
+                        problem,
+                        hint,
+                    }
+                    .into(),
+                    Bad::Skip(_) => unreachable!("skips are counted, not failed"),
+                });
+            }
+            line_base += out.newlines;
+            rows += out.batch.rows;
+            sink.push(out.batch);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(rows)
+}
+
+struct ChunkCtx<'a> {
+    mapping: &'a Mapping,
+    parser: RowParser<'a>,
+    delim: u8,
+    ncols: usize,
+    hash_rows: bool,
+}
+
+struct ChunkOut {
+    batch: Batch,
+    newlines: u64,
+    /// First fatal problem: (line relative to the chunk, 1-based; what).
+    fail: Option<(u64, Bad)>,
+}
+
+fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx) -> ChunkOut {
+    let newlines = data.iter().filter(|&&b| b == b'\n').count() as u64;
+    let mut b = Batch::default();
+    let mut rdr = reader_builder(ctx.delim).from_reader(data);
+    let mut rec = csv::ByteRecord::new();
+    let m = ctx.mapping;
+    let p = &ctx.parser;
+    let fail = |rec: &csv::ByteRecord, bad: Bad| {
+        let line = rec.position().map(|p| p.line()).unwrap_or(1);
+        Some((line, bad))
+    };
+    loop {
+        match rdr.read_byte_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(1);
+                let bad = Bad::Fail {
+                    column: usize::MAX,
+                    value: String::new(),
+                    problem: format!("malformed CSV ({e})"),
+                    hint: String::new(),
+                };
+                return ChunkOut {
+                    batch: b,
+                    newlines,
+                    fail: Some((line, bad)),
+                };
+            }
+        }
+        if rec.len() != ctx.ncols {
+            if rec.len() == 1 && rec[0].trim_ascii().is_empty() {
+                continue; // a blank line
+            }
+            let bad = Bad::Fail {
+                column: usize::MAX,
+                value: String::new(),
+                problem: format!(
+                    "has {} fields where the header has {}",
+                    rec.len(),
+                    ctx.ncols
+                ),
+                hint: "check the delimiter (--delimiter) and quoting".into(),
+            };
+            return ChunkOut {
+                batch: b,
+                newlines,
+                fail: fail(&rec, bad),
+            };
+        }
+        b.rows += 1;
+        let cust = trim(&rec[m.customer]);
+        let parsed = if cust.is_empty() {
+            Err(Bad::Skip(super::SkipReason::BlankCustomer))
+        } else {
+            parse_values(&rec, m, p)
+        };
+        match parsed {
+            Ok((day, amount)) => {
+                b.push_key(cust);
+                b.day.push(day);
+                b.amount.push(amount);
+                if let Some(o) = m.order {
+                    let id = trim(&rec[o]);
+                    let h = if id.is_empty() {
+                        // No order id: the row is a purchase of its own.
+                        let pos = rec.position().map(|p| p.byte()).unwrap_or(0) + offset;
+                        hash_bytes(&pos.to_le_bytes()) ^ 0x5555_5555
+                    } else {
+                        hash_bytes(id)
+                    };
+                    b.order.push(h);
+                }
+            }
+            Err(Bad::Skip(reason)) => b.skipped.bump(reason),
+            Err(bad) => {
+                return ChunkOut {
+                    batch: b,
+                    newlines,
+                    fail: fail(&rec, bad),
+                }
+            }
+        }
+        if ctx.hash_rows {
+            let mut h = 0u64;
+            for f in rec.iter() {
+                h = hash_bytes(f) ^ h.rotate_left(17).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            }
+            b.row_hash.push(h);
+        }
+    }
+    ChunkOut {
+        batch: b,
+        newlines,
+        fail: None,
+    }
+}
+
+#[inline]
+fn parse_values(rec: &csv::ByteRecord, m: &Mapping, p: &RowParser) -> Result<(i32, f64), Bad> {
+    let day = p.date(&rec[m.date], m.date)?;
+    let amount = match m.amount {
+        AmountColumns::Amount(a) => p.number(&rec[a], a)?,
+        AmountColumns::QuantityPrice { quantity, price } => line_amount(
+            p.number(&rec[quantity], quantity)?,
+            p.number(&rec[price], price)?,
+        ),
+    };
+    Ok((day, amount))
+}
+
+/// Decides the date layout from the first chunk, and if that leaves
+/// day-first versus month-first open, from the whole file.
+fn detect_layout<R: Read>(
+    src: &Source,
+    _later: &[Source],
+    data: &[u8],
+    delim: u8,
+    mapping: &Mapping,
+    chunker: &Chunker<R>,
+    _opts: &LoadOptions,
+) -> Result<DateLayout> {
+    let name = src.display();
+    let col = mapping.name(mapping.date).to_string();
+    let mut det = Detector::default();
+    let mut example = None;
+    observe_dates(data, delim, mapping.date, &mut det, &mut example);
+    if !det.settled() && !chunker.eof {
+        if let Some(path) = &src.path {
+            // Ambiguous so far: look at every date of the file.
+            let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let r: Box<dyn Read> = if src.gzip {
+                Box::new(flate2::read::MultiGzDecoder::new(f))
+            } else {
+                Box::new(f)
+            };
+            let mut rest = Chunker::new(r);
+            let mut first = true;
+            while let Some((c, _)) = rest
+                .next_chunk()
+                .with_context(|| format!("reading {name}"))?
+            {
+                let body = if first {
+                    first = false;
+                    let mut rdr = reader_builder(delim).from_reader(&c[..]);
+                    let mut rec = csv::ByteRecord::new();
+                    let _ = rdr.read_byte_record(&mut rec);
+                    rdr.position().byte() as usize
+                } else {
+                    0
+                };
+                observe_dates(&c[body..], delim, mapping.date, &mut det, &mut example);
+                if det.settled() {
+                    break;
+                }
+            }
+        }
+    }
+    let example = example.unwrap_or_default();
+    match det.result() {
+        Detected::Layout(k) => Ok(k.layout()),
+        // No dates at all: every row will report an empty date.
+        Detected::Empty => Ok(DateLayout::Iso),
+        Detected::Ambiguous => bail!(
+            "the dates in column '{col}' of {name} fit both day-first and month-first layouts (e.g. '{example}'{}); pass --date-format '%d/%m/%Y' or --date-format '%m/%d/%Y' (add ' %H:%M' for times)",
+            if src.path.is_none() && !chunker.eof { ", in the first rows read from stdin" } else { "" }
+        ),
+        Detected::Unknown(v) => bail!(
+            "cannot recognise the date layout of column '{col}' in {name} (first value '{v}'); pass --date-format with a strftime format, e.g. --date-format '%d %b %Y %H:%M'"
+        ),
+        Detected::Inconsistent(a, b) => bail!(
+            "column '{col}' of {name} mixes day-first ('{a}') and month-first ('{b}') dates; fix the export or pass --date-format (rows that do not fit are then errors, or skipped with --skip-invalid)"
+        ),
+    }
+}
+
+fn observe_dates(
+    data: &[u8],
+    delim: u8,
+    col: usize,
+    det: &mut Detector,
+    example: &mut Option<String>,
+) {
+    let mut rdr = reader_builder(delim).from_reader(data);
+    let mut rec = csv::ByteRecord::new();
+    while let Ok(true) = rdr.read_byte_record(&mut rec) {
+        if let Some(v) = rec.get(col) {
+            let v = v.trim_ascii();
+            if example.is_none() && !v.is_empty() {
+                *example = Some(String::from_utf8_lossy(v).into_owned());
+            }
+            det.observe(v);
+            if det.settled() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundary_respects_quotes() {
+        assert_eq!(last_boundary(b"a,b\nc,d\ne"), Some(8));
+        assert_eq!(last_boundary(b"a,\"x\ny\"\nc,\"d\ne"), Some(8));
+        assert_eq!(last_boundary(b"no newline"), None);
+    }
+
+    #[test]
+    fn chunker_reassembles_input() {
+        let mut text = Vec::new();
+        for i in 0..300_000 {
+            text.extend_from_slice(format!("c{i},\"2024-01-01\",\"1\n0\"\n").as_bytes());
+        }
+        let mut ch = Chunker::new(&text[..]);
+        let mut all = Vec::new();
+        let mut n = 0;
+        while let Some((c, off)) = ch.next_chunk().unwrap() {
+            assert_eq!(off as usize, all.len());
+            assert!(c.ends_with(b"0\"\n"));
+            all.extend_from_slice(&c);
+            n += 1;
+        }
+        assert!(n > 1);
+        assert_eq!(all, text);
+    }
+}

@@ -1,0 +1,667 @@
+//! Reading transaction exports into compact, integer-coded columns.
+//!
+//! Every analysis in churn is a per-customer aggregation over (customer, day,
+//! amount[, order]). The reader therefore turns each row into exactly that as
+//! it goes: customer ids are interned to dense `u32` codes, dates become UTC
+//! day numbers, amounts become `f64`, and order ids become 64-bit hashes (only
+//! "how many distinct orders per customer" is ever asked of them). The raw
+//! text is dropped chunk by chunk, so memory grows with the number of rows
+//! times 16-24 bytes and the number of distinct customers, not with the size
+//! of the file.
+//!
+//! CSV is split into chunks at record boundaries and the chunks are parsed in
+//! parallel; interning is a single cheap pass over precomputed hashes. Every
+//! value that fails to parse is reported with its file, line, column and
+//! value; with `--skip-invalid` it is counted instead.
+
+pub mod columns;
+mod csv_source;
+mod parquet_source;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use hashbrown::HashTable;
+
+use crate::dates::{DateLayout, Day};
+use crate::progress::Progress;
+use crate::UsageError;
+pub use columns::{ColumnFlags, Mapping};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    Csv,
+    Tsv,
+    Parquet,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReturnsPolicy {
+    /// Returns reduce monetary value but are never purchases.
+    #[default]
+    Net,
+    /// Returns are ignored.
+    Drop,
+}
+
+/// Everything that decides how input is read.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Input paths; empty or `-` means standard input.
+    pub inputs: Vec<PathBuf>,
+    pub format: Option<InputFormat>,
+    pub delimiter: Option<u8>,
+    pub columns: ColumnFlags,
+    pub date_format: Option<String>,
+    pub skip_invalid: bool,
+    pub returns: ReturnsPolicy,
+    pub as_of: Option<i32>,
+    /// Hash whole rows to count exact duplicates (for `churn inspect`).
+    pub count_duplicates: bool,
+}
+
+/// The interned customer ids, indexed by code.
+#[derive(Default, Debug, Clone)]
+pub struct CustomerIds {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl CustomerIds {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn get_bytes(&self, code: u32) -> &[u8] {
+        let c = code as usize;
+        let start = if c == 0 { 0 } else { self.ends[c - 1] };
+        &self.bytes[start..self.ends[c]]
+    }
+
+    pub fn get(&self, code: u32) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(self.get_bytes(code))
+    }
+
+    pub fn push(&mut self, id: &[u8]) -> u32 {
+        self.bytes.extend_from_slice(id);
+        self.ends.push(self.bytes.len());
+        (self.ends.len() - 1) as u32
+    }
+}
+
+/// Transactions up to the analysis date, one entry per kept row.
+#[derive(Default, Debug, Clone)]
+pub struct Transactions {
+    pub customer: Vec<u32>,
+    pub day: Vec<i32>,
+    pub amount: Vec<f64>,
+    /// Hash of the order id, when an order column is mapped.
+    pub order: Option<Vec<u64>>,
+    pub ids: CustomerIds,
+    /// The analysis date (inclusive), as a day number.
+    pub as_of: i32,
+}
+
+impl Transactions {
+    pub fn len(&self) -> usize {
+        self.customer.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.customer.is_empty()
+    }
+}
+
+/// Why a row was not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SkipReason {
+    BlankCustomer,
+    BadDate,
+    BadAmount,
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SkipReason::BlankCustomer => "blank customer id",
+            SkipReason::BadDate => "unparseable date",
+            SkipReason::BadAmount => "unparseable amount",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Skips {
+    pub blank_customer: u64,
+    pub bad_date: u64,
+    pub bad_amount: u64,
+}
+
+impl Skips {
+    fn add(&mut self, o: &Skips) {
+        self.blank_customer += o.blank_customer;
+        self.bad_date += o.bad_date;
+        self.bad_amount += o.bad_amount;
+    }
+
+    fn bump(&mut self, r: SkipReason) {
+        match r {
+            SkipReason::BlankCustomer => self.blank_customer += 1,
+            SkipReason::BadDate => self.bad_date += 1,
+            SkipReason::BadAmount => self.bad_amount += 1,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.blank_customer + self.bad_date + self.bad_amount
+    }
+
+    pub fn by_reason(&self) -> Vec<(SkipReason, u64)> {
+        [
+            (SkipReason::BlankCustomer, self.blank_customer),
+            (SkipReason::BadDate, self.bad_date),
+            (SkipReason::BadAmount, self.bad_amount),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    }
+}
+
+/// What happened while reading: for the stderr summary and `churn inspect`.
+#[derive(Clone, Debug, Default)]
+pub struct LoadReport {
+    /// (name, data rows) per input.
+    pub files: Vec<(String, u64)>,
+    pub rows: u64,
+    pub mapping: String,
+    pub date_layout: String,
+    pub skipped: Skips,
+    /// Rows dated after the analysis date, ignored.
+    pub after_as_of: u64,
+    /// Rows with a negative amount (before `--returns drop` removes them).
+    pub returns: u64,
+    pub returns_dropped: u64,
+    /// Rows identical to an earlier row, if counted.
+    pub duplicates: Option<u64>,
+    /// Date range of all parsed rows, before the as-of cut.
+    pub first_day: Option<i32>,
+    pub last_day: Option<i32>,
+    pub as_of_from_data: bool,
+}
+
+impl LoadReport {
+    /// The one-line summary printed on stderr.
+    pub fn summary(&self, customers: usize) -> String {
+        let mut s = format!(
+            "read {} rows from {} input{}; {} customers",
+            thousands(self.rows),
+            self.files.len(),
+            if self.files.len() == 1 { "" } else { "s" },
+            thousands(customers as u64)
+        );
+        let skipped = self.skipped.total();
+        if skipped > 0 {
+            let parts: Vec<String> = self
+                .skipped
+                .by_reason()
+                .iter()
+                .map(|(r, n)| format!("{r}: {}", thousands(*n)))
+                .collect();
+            s += &format!(
+                "; skipped {} rows ({})",
+                thousands(skipped),
+                parts.join(", ")
+            );
+        }
+        if self.after_as_of > 0 {
+            s += &format!(
+                "; ignored {} rows after the as-of date",
+                thousands(self.after_as_of)
+            );
+        }
+        if self.returns_dropped > 0 {
+            s += &format!("; dropped {} returns", thousands(self.returns_dropped));
+        }
+        s
+    }
+}
+
+/// 1234567 as "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One input, as named on the command line.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub path: Option<PathBuf>,
+    pub format: InputFormat,
+    pub gzip: bool,
+}
+
+impl Source {
+    pub fn display(&self) -> String {
+        match &self.path {
+            Some(p) => p.display().to_string(),
+            None => "<stdin>".to_string(),
+        }
+    }
+}
+
+/// Decides each input's format from `--input-format` or its extension.
+pub fn sources(opts: &LoadOptions) -> Result<Vec<Source>> {
+    let inputs: Vec<PathBuf> = if opts.inputs.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        opts.inputs.clone()
+    };
+    if inputs.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        bail!(UsageError(
+            "standard input ('-') can be given only once".into()
+        ));
+    }
+    inputs
+        .into_iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                return Ok(Source {
+                    path: None,
+                    format: opts.format.unwrap_or(InputFormat::Csv),
+                    gzip: false,
+                });
+            }
+            let name = p.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+            let gzip = name.ends_with(".gz");
+            let stem = name.trim_end_matches(".gz");
+            let by_ext = if stem.ends_with(".parquet") || stem.ends_with(".pq") {
+                Some(InputFormat::Parquet)
+            } else if stem.ends_with(".tsv") || stem.ends_with(".tab") {
+                Some(InputFormat::Tsv)
+            } else if stem.ends_with(".csv") || stem.ends_with(".txt") {
+                Some(InputFormat::Csv)
+            } else {
+                None
+            };
+            let format = match (opts.format, by_ext) {
+                (Some(f), _) => f,
+                (None, Some(f)) => f,
+                (None, None) => bail!(UsageError(format!(
+                    "cannot tell the format of {} from its extension; use --input-format csv|tsv|parquet",
+                    p.display()
+                ))),
+            };
+            if format == InputFormat::Parquet && gzip {
+                bail!(UsageError(format!("{}: gzip-compressed Parquet is not supported", p.display())));
+            }
+            Ok(Source { path: Some(p), format, gzip })
+        })
+        .collect()
+}
+
+/// A value that could not be used, with where it was.
+#[derive(Debug, Clone)]
+pub struct RowError {
+    pub file: String,
+    /// Line number in a text file, or 1-based row number in a Parquet file.
+    pub line: u64,
+    pub is_row_number: bool,
+    pub column: String,
+    pub value: String,
+    pub problem: String,
+    pub hint: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = if self.is_row_number { "row" } else { "line" };
+        write!(
+            f,
+            "{} {at} {}, column '{}': {} '{}'",
+            self.file,
+            self.line,
+            self.column,
+            self.problem,
+            self.value.escape_debug()
+        )?;
+        if !self.hint.is_empty() {
+            write!(f, "; {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RowError {}
+
+/// What a chunk parser produces: the rows of one chunk, before interning.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub key_bytes: Vec<u8>,
+    pub key_ends: Vec<u32>,
+    pub key_hash: Vec<u64>,
+    pub day: Vec<i32>,
+    pub amount: Vec<f64>,
+    pub order: Vec<u64>,
+    pub row_hash: Vec<u64>,
+    /// Data rows seen (kept or skipped).
+    pub rows: u64,
+    pub skipped: Skips,
+}
+
+impl Batch {
+    pub fn push_key(&mut self, key: &[u8]) {
+        self.key_bytes.extend_from_slice(key);
+        self.key_ends.push(self.key_bytes.len() as u32);
+        self.key_hash.push(hash_bytes(key));
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        let start = if i == 0 {
+            0
+        } else {
+            self.key_ends[i - 1] as usize
+        };
+        &self.key_bytes[start..self.key_ends[i] as usize]
+    }
+}
+
+const HASH_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+#[inline]
+pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(HASH_SEED).hash_one(b)
+}
+
+/// How one value of a row is turned into data: shared by the CSV and Parquet paths.
+pub(crate) struct RowParser<'a> {
+    pub layout: &'a DateLayout,
+    pub skip_invalid: bool,
+}
+
+#[derive(Debug)]
+pub(crate) enum Bad {
+    Skip(SkipReason),
+    Fail {
+        column: usize,
+        value: String,
+        problem: String,
+        hint: String,
+    },
+}
+
+pub(crate) fn trim(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+/// Parses a plain decimal number.
+#[inline]
+pub(crate) fn parse_number(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(trim(b)).ok()?;
+    let v: f64 = s.parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+impl RowParser<'_> {
+    pub fn date(&self, raw: &[u8], column: usize) -> Result<i32, Bad> {
+        let v = trim(raw);
+        match self.layout.parse(v) {
+            Some(d) => Ok(d),
+            None if self.skip_invalid => Err(Bad::Skip(SkipReason::BadDate)),
+            None => Err(Bad::Fail {
+                column,
+                value: String::from_utf8_lossy(v).into_owned(),
+                problem: if v.is_empty() {
+                    "empty date".into()
+                } else {
+                    format!("cannot parse as a date in the {} layout", self.layout)
+                },
+                hint: "fix the value, pass --date-format if the layout is wrong, or --skip-invalid to skip such rows".into(),
+            }),
+        }
+    }
+
+    pub fn number(&self, raw: &[u8], column: usize) -> Result<f64, Bad> {
+        match parse_number(raw) {
+            Some(v) => Ok(v),
+            None if self.skip_invalid => Err(Bad::Skip(SkipReason::BadAmount)),
+            None => Err(Bad::Fail {
+                column,
+                value: String::from_utf8_lossy(trim(raw)).into_owned(),
+                problem: "not a plain decimal number".into(),
+                hint: "amounts must look like 12, -3.5 or 1e3 (no currency symbols or thousands separators); use --skip-invalid to skip such rows".into(),
+            }),
+        }
+    }
+}
+
+/// Amount of a line item: quantity × price, negative when the quantity is (a return).
+#[inline]
+pub(crate) fn line_amount(quantity: f64, price: f64) -> f64 {
+    let a = quantity * price;
+    if quantity < 0.0 {
+        -a.abs()
+    } else {
+        a
+    }
+}
+
+/// Interns customer ids to dense codes in first-seen order.
+#[derive(Default)]
+struct Interner {
+    table: HashTable<u32>,
+    hashes: Vec<u64>,
+    ids: CustomerIds,
+}
+
+impl Interner {
+    #[inline]
+    fn intern(&mut self, key: &[u8], hash: u64) -> u32 {
+        let Interner { table, hashes, ids } = self;
+        let entry = table.entry(hash, |&c| ids.get_bytes(c) == key, |&c| hashes[c as usize]);
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(e) => *e.get(),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let code = ids.push(key);
+                hashes.push(hash);
+                v.insert(code);
+                code
+            }
+        }
+    }
+}
+
+/// Accumulates batches in input order.
+struct Builder {
+    interner: Interner,
+    tx: Transactions,
+    row_hash: Vec<u64>,
+    has_order: bool,
+    skipped: Skips,
+}
+
+impl Builder {
+    fn push(&mut self, b: Batch) {
+        let n = b.day.len();
+        self.tx.customer.reserve(n);
+        for i in 0..n {
+            let code = self.interner.intern(b.key(i), b.key_hash[i]);
+            self.tx.customer.push(code);
+        }
+        self.tx.day.extend_from_slice(&b.day);
+        self.tx.amount.extend_from_slice(&b.amount);
+        if self.has_order {
+            self.tx
+                .order
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(&b.order);
+        }
+        self.row_hash.extend_from_slice(&b.row_hash);
+        self.skipped.add(&b.skipped);
+    }
+}
+
+/// The sink a source reader feeds.
+pub(crate) trait BatchSink {
+    fn push(&mut self, b: Batch);
+}
+
+impl BatchSink for Builder {
+    fn push(&mut self, b: Batch) {
+        Builder::push(self, b)
+    }
+}
+
+/// Per-source state decided once: column mapping and date layout.
+pub(crate) struct Plan {
+    pub mapping: Option<Mapping>,
+    pub layout: Option<DateLayout>,
+}
+
+/// Reads all inputs, applies the as-of date and the returns policy.
+pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, LoadReport)> {
+    if let Some(f) = &opts.date_format {
+        crate::dates::validate_custom_format(f).map_err(UsageError)?;
+    }
+    let srcs = sources(opts)?;
+    let mut plan = Plan {
+        mapping: None,
+        layout: opts
+            .date_format
+            .as_ref()
+            .map(|f| DateLayout::Custom(f.clone())),
+    };
+    let mut builder = Builder {
+        interner: Interner::default(),
+        tx: Transactions::default(),
+        row_hash: Vec::new(),
+        has_order: false,
+        skipped: Skips::default(),
+    };
+    let mut report = LoadReport::default();
+    for (k, src) in srcs.iter().enumerate() {
+        let before_rows = builder.tx.len() as u64 + builder.skipped.total();
+        let rows = match src.format {
+            InputFormat::Csv | InputFormat::Tsv => {
+                csv_source::read(src, &srcs[k..], opts, &mut plan, &mut builder, progress)?
+            }
+            InputFormat::Parquet => {
+                parquet_source::read(src, opts, &mut plan, &mut builder, progress)?
+            }
+        };
+        debug_assert_eq!(
+            before_rows + rows,
+            builder.tx.len() as u64 + builder.skipped.total()
+        );
+        if k == 0 {
+            builder.has_order = plan.mapping.as_ref().is_some_and(|m| m.order.is_some());
+        }
+        report.files.push((src.display(), rows));
+        report.rows += rows;
+    }
+    if report.rows == 0 {
+        let names: Vec<String> = srcs.iter().map(Source::display).collect();
+        bail!(
+            "{} {} a header but no data rows: nothing to analyse",
+            names.join(", "),
+            if names.len() == 1 { "has" } else { "have" }
+        );
+    }
+    let mapping = plan.mapping.expect("mapping is set once a file has rows");
+    report.mapping = mapping.to_string();
+    report.date_layout = plan.layout.map(|l| l.to_string()).unwrap_or_default();
+    report.skipped = builder.skipped;
+    if opts.count_duplicates {
+        let mut h = std::mem::take(&mut builder.row_hash);
+        rayon::slice::ParallelSliceMut::par_sort_unstable(&mut h[..]);
+        let distinct = if h.is_empty() {
+            0
+        } else {
+            1 + h.windows(2).filter(|w| w[0] != w[1]).count()
+        };
+        report.duplicates = Some(h.len() as u64 - distinct as u64);
+    }
+    let mut tx = builder.tx;
+    tx.ids = builder.interner.ids;
+    if tx.is_empty() {
+        bail!(
+            "no usable rows: all {} rows were skipped ({})",
+            thousands(report.rows),
+            report
+                .skipped
+                .by_reason()
+                .iter()
+                .map(|(r, n)| format!("{r}: {}", thousands(*n)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    report.first_day = tx.day.iter().copied().min();
+    report.last_day = tx.day.iter().copied().max();
+    report.returns = tx.amount.iter().filter(|&&a| a < 0.0).count() as u64;
+    let as_of = match opts.as_of {
+        Some(d) => d,
+        None => {
+            report.as_of_from_data = true;
+            report.last_day.unwrap()
+        }
+    };
+    tx.as_of = as_of;
+    let drop_returns = opts.returns == ReturnsPolicy::Drop;
+    let (after, dropped) = retain_rows(&mut tx, |day, amount| {
+        if day > as_of {
+            Some(0)
+        } else if drop_returns && amount < 0.0 {
+            Some(1)
+        } else {
+            None
+        }
+    });
+    report.after_as_of = after;
+    report.returns_dropped = dropped;
+    Ok((tx, report))
+}
+
+/// Removes rows for which `why` returns a reason (0 or 1), counting each.
+fn retain_rows(tx: &mut Transactions, why: impl Fn(i32, f64) -> Option<u8>) -> (u64, u64) {
+    let mut counts = [0u64; 2];
+    let mut w = 0;
+    for r in 0..tx.len() {
+        if let Some(k) = why(tx.day[r], tx.amount[r]) {
+            counts[k as usize] += 1;
+            continue;
+        }
+        tx.customer[w] = tx.customer[r];
+        tx.day[w] = tx.day[r];
+        tx.amount[w] = tx.amount[r];
+        if let Some(o) = tx.order.as_mut() {
+            o[w] = o[r];
+        }
+        w += 1;
+    }
+    tx.customer.truncate(w);
+    tx.day.truncate(w);
+    tx.amount.truncate(w);
+    if let Some(o) = tx.order.as_mut() {
+        o.truncate(w);
+    }
+    (counts[0], counts[1])
+}
+
+/// Names a date for messages.
+pub fn day_string(d: i32) -> String {
+    Day(d).to_string()
+}

@@ -1,0 +1,63 @@
+//! churn: customer-retention analytics from transaction exports.
+//!
+//! The binary is a thin shell over this library: `input` turns exports into
+//! integer-coded transactions, the domain modules (`rfm`, `segments`) compute
+//! results as plain data, and `output` writes them. Only `cli` and `cmd` know
+//! about the command line.
+
+pub mod cli;
+pub mod cmd;
+pub mod dates;
+pub mod input;
+pub mod output;
+pub mod progress;
+pub mod rfm;
+pub mod segments;
+
+use std::fmt;
+
+use anyhow::Result;
+
+use cli::{Cli, Command};
+use progress::Progress;
+
+/// A mistake in how churn was invoked (exit code 2), as opposed to a problem
+/// with the data or the system (exit code 1).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let progress = Progress::new(cli.quiet);
+    match cli.command {
+        Command::Rfm(args) => cmd::rfm::run(args, &progress),
+        Command::Inspect(args) => cmd::inspect::run(args, &progress),
+    }
+}
+
+/// The process exit code for an error: 2 for usage errors, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if err.chain().any(|e| e.is::<UsageError>()) {
+        2
+    } else {
+        1
+    }
+}
+
+/// True when the error is a closed stdout (e.g. `churn rfm ... | head`).
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<csv::Error>().is_some_and(|c| {
+                matches!(c.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
+            })
+    })
+}

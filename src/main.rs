@@ -1,0 +1,29 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = match churn::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    // A panic is a bug: report it as one line and exit 1, like other errors.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("churn: internal error (please report): {info}");
+    }));
+    match std::panic::catch_unwind(|| churn::run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) if churn::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("churn: {e:#}");
+            ExitCode::from(churn::exit_code(&e) as u8)
+        }
+        Err(_) => ExitCode::FAILURE,
+    }
+}

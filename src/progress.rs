@@ -1,0 +1,76 @@
+//! What the user sees on stderr while churn works.
+//!
+//! stdout carries data only, so everything here goes to stderr. Progress bars
+//! appear only on an interactive terminal (a cron job's log or a pipeline's
+//! stderr stays clean), and `--quiet` leaves nothing but errors.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Clone, Debug)]
+pub struct Progress {
+    quiet: bool,
+    bars: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        Progress {
+            quiet,
+            bars: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A silent instance, for tests and library use.
+    pub fn silent() -> Self {
+        Progress {
+            quiet: true,
+            bars: false,
+        }
+    }
+
+    /// A one-line message on stderr, unless `--quiet`.
+    pub fn note(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// A warning on stderr, unless `--quiet`.
+    pub fn warn(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("churn: warning: {msg}");
+        }
+    }
+
+    /// A byte-count bar for reading a file of `total` bytes.
+    pub fn bytes(&self, total: u64, msg: &str) -> ProgressBar {
+        if !self.bars {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} ({eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(msg.to_string());
+        bar
+    }
+
+    /// A spinner for a stage of unknown length.
+    pub fn spinner(&self, msg: &str) -> ProgressBar {
+        if !self.bars {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(msg.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+}

@@ -1,0 +1,304 @@
+//! Recency, frequency and monetary value per customer, scored and segmented.
+//!
+//! Scores are quantile bins over all customers so they adapt to the business:
+//! a "5" for frequency means the customer is in the top fifth of this
+//! customer base, not above an arbitrary constant. Quantiles use linear
+//! interpolation between order statistics (numpy's and R's default, type 7),
+//! so the figures can be checked with either. Equal values always get equal
+//! scores, because a score only depends on how many cut points a value
+//! exceeds.
+
+use rayon::prelude::*;
+
+use crate::input::Transactions;
+use crate::segments::Segments;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Monetary {
+    /// Total net amount per customer.
+    #[default]
+    Total,
+    /// Mean amount per purchase.
+    Mean,
+}
+
+#[derive(Clone, Debug)]
+pub struct RfmOptions {
+    pub bins: u32,
+    pub monetary: Monetary,
+    pub segments: Segments,
+}
+
+impl Default for RfmOptions {
+    fn default() -> Self {
+        RfmOptions {
+            bins: 5,
+            monetary: Monetary::Total,
+            segments: Segments::default(),
+        }
+    }
+}
+
+/// One customer's RFM figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomerRfm {
+    pub customer: u32,
+    pub first_purchase: i32,
+    pub last_purchase: i32,
+    pub recency_days: i64,
+    pub frequency: u64,
+    pub monetary: f64,
+    pub r_score: u32,
+    pub f_score: u32,
+    pub m_score: u32,
+    pub segment: String,
+}
+
+/// Per-customer aggregates every analysis starts from.
+#[derive(Clone, Debug, Default)]
+pub struct Aggregates {
+    pub first_purchase: Vec<i32>,
+    pub last_purchase: Vec<i32>,
+    /// Purchases: distinct orders with a positive amount, or positive rows.
+    pub purchases: Vec<u64>,
+    /// Net amount (all rows kept by the returns policy).
+    pub net: Vec<f64>,
+}
+
+/// Aggregates the transactions per customer code. A purchase is a row with a
+/// positive amount (or a distinct order holding one); returns and zero
+/// amounts only move the net amount.
+pub fn aggregate(tx: &Transactions) -> Aggregates {
+    let n = tx.ids.len();
+    let mut a = Aggregates {
+        first_purchase: vec![i32::MAX; n],
+        last_purchase: vec![i32::MIN; n],
+        purchases: vec![0; n],
+        net: vec![0.0; n],
+    };
+    for r in 0..tx.len() {
+        let c = tx.customer[r] as usize;
+        let amount = tx.amount[r];
+        a.net[c] += amount;
+        if amount > 0.0 {
+            let d = tx.day[r];
+            a.first_purchase[c] = a.first_purchase[c].min(d);
+            a.last_purchase[c] = a.last_purchase[c].max(d);
+            if tx.order.is_none() {
+                a.purchases[c] += 1;
+            }
+        }
+    }
+    if let Some(orders) = &tx.order {
+        let mut pairs: Vec<(u32, u64)> = (0..tx.len())
+            .filter(|&r| tx.amount[r] > 0.0)
+            .map(|r| (tx.customer[r], orders[r]))
+            .collect();
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        for (c, _) in pairs {
+            a.purchases[c as usize] += 1;
+        }
+    }
+    a
+}
+
+/// The k/N quantiles (k = 1..N-1) of sorted values, numpy's linear method.
+pub fn quantiles(sorted: &[f64], bins: u32) -> Vec<f64> {
+    let n = sorted.len();
+    (1..bins)
+        .map(|k| {
+            if n == 0 {
+                return 0.0;
+            }
+            let h = (n - 1) as f64 * k as f64 / bins as f64;
+            let lo = h.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            let t = h - lo as f64;
+            let (a, b) = (sorted[lo], sorted[hi]);
+            // numpy's _lerp: exact at both ends.
+            let diff = b - a;
+            if t >= 0.5 {
+                b - diff * (1.0 - t)
+            } else {
+                a + diff * t
+            }
+        })
+        .collect()
+}
+
+/// 1 + the number of cut points the value exceeds: 1..=N, higher is more.
+pub fn score_up(v: f64, cuts: &[f64]) -> u32 {
+    1 + cuts.partition_point(|&q| v > q) as u32
+}
+
+/// N − the number of cut points the value exceeds: 1..=N, lower values score higher.
+pub fn score_down(v: f64, cuts: &[f64]) -> u32 {
+    cuts.len() as u32 + 1 - cuts.partition_point(|&q| v > q) as u32
+}
+
+fn sorted_copy(v: impl IntoParallelIterator<Item = f64>) -> Vec<f64> {
+    let mut s: Vec<f64> = v.into_par_iter().collect();
+    s.par_sort_unstable_by(f64::total_cmp);
+    s
+}
+
+/// Computes the RFM table, one row per customer with at least one purchase
+/// up to the as-of date, in customer id order.
+pub fn compute(tx: &Transactions, opts: &RfmOptions) -> Vec<CustomerRfm> {
+    let agg = aggregate(tx);
+    let mut codes: Vec<u32> = (0..tx.ids.len() as u32)
+        .filter(|&c| agg.purchases[c as usize] > 0)
+        .collect();
+    sort_by_id(&mut codes, tx);
+
+    let recency: Vec<f64> = codes
+        .par_iter()
+        .map(|&c| (tx.as_of - agg.last_purchase[c as usize]) as f64)
+        .collect();
+    let frequency: Vec<f64> = codes
+        .par_iter()
+        .map(|&c| agg.purchases[c as usize] as f64)
+        .collect();
+    let monetary: Vec<f64> = codes
+        .par_iter()
+        .map(|&c| {
+            let c = c as usize;
+            match opts.monetary {
+                Monetary::Total => agg.net[c],
+                Monetary::Mean => agg.net[c] / agg.purchases[c] as f64,
+            }
+        })
+        .collect();
+    let rq = quantiles(&sorted_copy(recency.par_iter().copied()), opts.bins);
+    let fq = quantiles(&sorted_copy(frequency.par_iter().copied()), opts.bins);
+    let mq = quantiles(&sorted_copy(monetary.par_iter().copied()), opts.bins);
+
+    codes
+        .par_iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let ci = c as usize;
+            let r_score = score_down(recency[i], &rq);
+            let f_score = score_up(frequency[i], &fq);
+            let m_score = score_up(monetary[i], &mq);
+            CustomerRfm {
+                customer: c,
+                first_purchase: agg.first_purchase[ci],
+                last_purchase: agg.last_purchase[ci],
+                recency_days: recency[i] as i64,
+                frequency: agg.purchases[ci],
+                monetary: monetary[i],
+                r_score,
+                f_score,
+                m_score,
+                segment: opts
+                    .segments
+                    .classify(r_score, f_score, m_score, opts.bins)
+                    .to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Sorts customer codes by their ids: numerically when every id is a plain
+/// non-negative integer (so 9 comes before 10), otherwise byte-wise.
+pub fn sort_by_id(codes: &mut [u32], tx: &Transactions) {
+    let numeric = codes.par_iter().all(|&c| {
+        let b = tx.ids.get_bytes(c);
+        !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b.len() == 1 || b[0] != b'0')
+    });
+    if numeric {
+        codes.par_sort_unstable_by(|&a, &b| {
+            let (x, y) = (tx.ids.get_bytes(a), tx.ids.get_bytes(b));
+            x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+        });
+    } else {
+        codes.par_sort_unstable_by(|&a, &b| tx.ids.get_bytes(a).cmp(tx.ids.get_bytes(b)));
+    }
+}
+
+/// `543` for N ≤ 9, `10-3-5` beyond.
+pub fn rfm_score(r: u32, f: u32, m: u32, bins: u32) -> String {
+    if bins <= 9 {
+        format!("{r}{f}{m}")
+    } else {
+        format!("{r}-{f}-{m}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn quantiles_match_numpy() {
+        // numpy.quantile([1, 2, 3, 4, 10], [.2, .4, .6, .8]) == [1.8, 2.6, 3.4, 5.2]
+        let q = quantiles(&[1.0, 2.0, 3.0, 4.0, 10.0], 5);
+        let want = [1.8, 2.6, 3.4, 5.2];
+        for (a, b) in q.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12, "{q:?}");
+        }
+        // R: quantile(c(3, 1, 2), c(1/3, 2/3), type = 7) == 1.666667 2.333333
+        let q = quantiles(&[1.0, 2.0, 3.0], 3);
+        assert!((q[0] - 5.0 / 3.0).abs() < 1e-12 && (q[1] - 7.0 / 3.0).abs() < 1e-12);
+        assert_eq!(quantiles(&[7.0], 5), vec![7.0; 4]);
+    }
+
+    #[test]
+    fn scores_by_hand() {
+        let q = quantiles(&[1.0, 2.0, 3.0, 4.0, 10.0], 5); // 1.8 2.6 3.4 5.2
+        let up: Vec<u32> = [1.0, 2.0, 3.0, 4.0, 10.0]
+            .iter()
+            .map(|&v| score_up(v, &q))
+            .collect();
+        assert_eq!(up, vec![1, 2, 3, 4, 5]);
+        let down: Vec<u32> = [1.0, 2.0, 3.0, 4.0, 10.0]
+            .iter()
+            .map(|&v| score_down(v, &q))
+            .collect();
+        assert_eq!(down, vec![5, 4, 3, 2, 1]);
+        // All equal: every value gets the lowest "up" score and the highest "down" score.
+        let q = quantiles(&[3.0; 4], 5);
+        assert_eq!(score_up(3.0, &q), 1);
+        assert_eq!(score_down(3.0, &q), 5);
+    }
+
+    #[test]
+    fn score_strings() {
+        assert_eq!(rfm_score(5, 4, 3, 5), "543");
+        assert_eq!(rfm_score(10, 4, 3, 10), "10-4-3");
+    }
+
+    proptest! {
+        #[test]
+        fn scores_are_monotone_bounded_and_tie_consistent(
+            values in prop::collection::vec(-1e6f64..1e6, 1..200),
+            bins in 2u32..10,
+        ) {
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let q = quantiles(&sorted, bins);
+            for w in q.windows(2) {
+                prop_assert!(w[0] <= w[1]);
+            }
+            for &a in &values {
+                let (ua, da) = (score_up(a, &q), score_down(a, &q));
+                prop_assert!((1..=bins).contains(&ua) && (1..=bins).contains(&da));
+                prop_assert_eq!(ua + da, bins + 1);
+                for &b in &values {
+                    if a < b {
+                        prop_assert!(score_up(a, &q) <= score_up(b, &q));
+                        prop_assert!(score_down(a, &q) >= score_down(b, &q));
+                    }
+                    if a == b {
+                        prop_assert_eq!(score_up(a, &q), score_up(b, &q));
+                    }
+                }
+            }
+            // The smallest value never exceeds the first cut point.
+            prop_assert_eq!(score_up(sorted[0], &q), 1);
+        }
+    }
+}
