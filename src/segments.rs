@@ -114,9 +114,11 @@ impl Segments {
     }
 }
 
-/// Maps a score on 1..=from to 1..=to, keeping the order and the extremes.
+/// Maps a score on 1..=from to 1..=to, keeping the order and the extremes
+/// (rounding to the nearest point of the target scale).
 fn rescale(s: u32, from: u32, to: u32) -> u32 {
-    1 + ((s - 1) * to) / from.max(1)
+    let span = from.max(2) - 1;
+    1 + ((s - 1) * (to - 1) * 2 + span) / (2 * span)
 }
 
 fn check_range(what: &str, lo: i64, hi: i64, bins: u32) -> Result<(u32, u32), String> {
@@ -245,6 +247,14 @@ mod tests {
         // 3-bin scores are mapped onto the 5-point table: 3 -> 5, 1 -> 1.
         assert_eq!(s.classify(3, 3, 3, 3), "Champions");
         assert_eq!(s.classify(1, 1, 1, 3), "Lost");
+        assert_eq!(
+            (1..=3).map(|x| rescale(x, 3, 5)).collect::<Vec<_>>(),
+            vec![1, 3, 5]
+        );
+        assert_eq!(
+            (1..=10).map(|x| rescale(x, 10, 5)).collect::<Vec<_>>(),
+            vec![1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+        );
     }
 
     #[test]
@@ -285,6 +295,6 @@ mod tests {
         assert_eq!(parse_toml(t, 5).unwrap()[0].r, (4, 5));
         let t = "[[segment]]\nname = \"A\"\nr = [1, 5]\nf = [1, 5]\nm = [1, 5]\n\n[[segment]]\nname = \"B\"\nr = [1, 9]\nf = [1, 5]\nm = [1, 5]\n";
         let e = parse_toml(t, 5).unwrap_err().to_string();
-        assert!(e.starts_with("line 6:") && e.contains("'B'"), "{e}");
+        assert!(e.starts_with("line 7:") && e.contains("'B'"), "{e}");
     }
 }

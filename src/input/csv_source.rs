@@ -324,7 +324,7 @@ fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx) -> ChunkOut {
                 let bad = Bad::Fail {
                     column: usize::MAX,
                     value: String::new(),
-                    problem: format!("malformed CSV ({e})"),
+                    problem: format!("is malformed CSV ({e})"),
                     hint: String::new(),
                 };
                 return ChunkOut {

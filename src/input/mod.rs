@@ -199,11 +199,10 @@ impl LoadReport {
     /// The one-line summary printed on stderr.
     pub fn summary(&self, customers: usize) -> String {
         let mut s = format!(
-            "read {} rows from {} input{}; {} customers",
-            thousands(self.rows),
-            self.files.len(),
-            if self.files.len() == 1 { "" } else { "s" },
-            thousands(customers as u64)
+            "read {} from {}; {}",
+            count(self.rows, "row"),
+            count(self.files.len() as u64, "input"),
+            count(customers as u64, "customer")
         );
         let skipped = self.skipped.total();
         if skipped > 0 {
@@ -213,23 +212,24 @@ impl LoadReport {
                 .iter()
                 .map(|(r, n)| format!("{r}: {}", thousands(*n)))
                 .collect();
-            s += &format!(
-                "; skipped {} rows ({})",
-                thousands(skipped),
-                parts.join(", ")
-            );
+            s += &format!("; skipped {} ({})", count(skipped, "row"), parts.join(", "));
         }
         if self.after_as_of > 0 {
             s += &format!(
-                "; ignored {} rows after the as-of date",
-                thousands(self.after_as_of)
+                "; ignored {} after the as-of date",
+                count(self.after_as_of, "row")
             );
         }
         if self.returns_dropped > 0 {
-            s += &format!("; dropped {} returns", thousands(self.returns_dropped));
+            s += &format!("; dropped {}", count(self.returns_dropped, "return"));
         }
         s
     }
+}
+
+/// "1 row", "2,500 rows".
+pub fn count(n: u64, noun: &str) -> String {
+    format!("{} {noun}{}", thousands(n), if n == 1 { "" } else { "s" })
 }
 
 /// 1234567 as "1,234,567".
@@ -237,7 +237,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -328,15 +328,16 @@ pub struct RowError {
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let at = if self.is_row_number { "row" } else { "line" };
-        write!(
-            f,
-            "{} {at} {}, column '{}': {} '{}'",
-            self.file,
-            self.line,
-            self.column,
-            self.problem,
-            self.value.escape_debug()
-        )?;
+        write!(f, "{} {at} {}", self.file, self.line)?;
+        if !self.column.is_empty() {
+            write!(
+                f,
+                ", column '{}': '{}'",
+                self.column,
+                self.value.escape_debug()
+            )?;
+        }
+        write!(f, " {}", self.problem)?;
         if !self.hint.is_empty() {
             write!(f, "; {}", self.hint)?;
         }
@@ -425,9 +426,9 @@ impl RowParser<'_> {
                 column,
                 value: String::from_utf8_lossy(v).into_owned(),
                 problem: if v.is_empty() {
-                    "empty date".into()
+                    "is empty, where a date is expected".into()
                 } else {
-                    format!("cannot parse as a date in the {} layout", self.layout)
+                    format!("is not a date in the {} layout", self.layout)
                 },
                 hint: "fix the value, pass --date-format if the layout is wrong, or --skip-invalid to skip such rows".into(),
             }),
@@ -441,7 +442,7 @@ impl RowParser<'_> {
             None => Err(Bad::Fail {
                 column,
                 value: String::from_utf8_lossy(trim(raw)).into_owned(),
-                problem: "not a plain decimal number".into(),
+                problem: "is not a plain decimal number".into(),
                 hint: "amounts must look like 12, -3.5 or 1e3 (no currency symbols or thousands separators); use --skip-invalid to skip such rows".into(),
             }),
         }
@@ -489,7 +490,6 @@ struct Builder {
     interner: Interner,
     tx: Transactions,
     row_hash: Vec<u64>,
-    has_order: bool,
     skipped: Skips,
 }
 
@@ -503,11 +503,12 @@ impl Builder {
         }
         self.tx.day.extend_from_slice(&b.day);
         self.tx.amount.extend_from_slice(&b.amount);
-        if self.has_order {
-            self.tx
-                .order
-                .get_or_insert_with(Vec::new)
-                .extend_from_slice(&b.order);
+        if !b.order.is_empty() {
+            // Every kept row of an input with an order column has an order hash,
+            // so the order column stays aligned with the rows.
+            let orders = self.tx.order.get_or_insert_with(Vec::new);
+            orders.extend_from_slice(&b.order);
+            debug_assert_eq!(orders.len(), self.tx.customer.len());
         }
         self.row_hash.extend_from_slice(&b.row_hash);
         self.skipped.add(&b.skipped);
@@ -548,7 +549,6 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
         interner: Interner::default(),
         tx: Transactions::default(),
         row_hash: Vec::new(),
-        has_order: false,
         skipped: Skips::default(),
     };
     let mut report = LoadReport::default();
@@ -566,9 +566,6 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
             before_rows + rows,
             builder.tx.len() as u64 + builder.skipped.total()
         );
-        if k == 0 {
-            builder.has_order = plan.mapping.as_ref().is_some_and(|m| m.order.is_some());
-        }
         report.files.push((src.display(), rows));
         report.rows += rows;
     }

@@ -161,25 +161,26 @@ pub(crate) fn read(
         .map(|&s| convert(&ctx, s, (s + SLICE_ROWS).min(rows)))
         .collect();
     for (batch, fail) in outs {
-        if let Some((row, bad)) = fail {
-            if let Bad::Fail {
+        if let Some((
+            row,
+            Bad::Fail {
                 column,
                 value,
                 problem,
                 hint,
-            } = bad
-            {
-                return Err(RowError {
-                    file: name.clone(),
-                    line: row as u64 + 1,
-                    is_row_number: true,
-                    column: header[column].clone(),
-                    value,
-                    problem,
-                    hint,
-                }
-                .into());
+            },
+        )) = fail
+        {
+            return Err(RowError {
+                file: name.clone(),
+                line: row as u64 + 1,
+                is_row_number: true,
+                column: header[column].clone(),
+                value,
+                problem,
+                hint,
             }
+            .into());
         }
         sink.push(batch);
     }

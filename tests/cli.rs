@@ -1,0 +1,653 @@
+//! End-to-end tests: the real `churn` binary on the fixtures in testdata/.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use tempfile::TempDir;
+
+fn churn() -> Command {
+    Command::cargo_bin("churn").unwrap()
+}
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
+}
+
+fn stdout_of(args: &[&str]) -> String {
+    let out = churn().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "churn {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn rows(csv: &str) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    r.records()
+        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+const HEADER: &str =
+    "customer_id,first_purchase,last_purchase,recency_days,frequency,monetary,r_score,f_score,m_score,rfm_score,segment";
+
+/// Computed by hand in the comments below (as-of 2024-03-31):
+/// A: orders 1, 2 (two lines), return -30 -> frequency 2, monetary 145, last 2024-02-10 (50 days)
+/// B: one order on the as-of day -> recency 0
+/// C: three orders of 200 -> frequency 3, monetary 600, last 2024-02-20 (40 days)
+/// D: a zero-amount row and a row after as-of -> no purchase, not listed
+/// E: one order of 40 on 2024-03-15 (16 days); the blank-customer row is skipped
+/// Quantiles (type 7, N=5): recency [0,16,40,50] -> 9.6, 20.8, 35.2, 44;
+/// frequency [1,1,2,3] -> 1, 1.2, 1.8, 2.4; monetary [10,40,145,600] -> 28, 61, 124, 327.
+const HAND_RFM: &str = "\
+A,2024-01-05,2024-02-10,50,2,145,1,4,4,144,Can't Lose Them
+B,2024-03-31,2024-03-31,0,1,10,5,1,1,511,New Customers
+C,2023-12-01,2024-02-20,40,3,600,2,5,5,255,At Risk
+E,2024-03-15,2024-03-15,16,1,40,4,1,2,412,New Customers
+";
+
+fn hand_expected() -> String {
+    format!("{HEADER}\n{HAND_RFM}")
+}
+
+#[test]
+fn rfm_matches_hand_computation() {
+    let hand = data("hand.csv");
+    churn()
+        .args(["rfm", hand.to_str().unwrap(), "--as-of", "2024-03-31"])
+        .assert()
+        .success()
+        .stdout(hand_expected())
+        .stderr(predicate::str::contains(
+            "skipped 1 row (blank customer id: 1)",
+        ))
+        .stderr(predicate::str::contains(
+            "ignored 1 row after the as-of date",
+        ))
+        .stderr(predicate::str::contains("order='order_id'"));
+}
+
+#[test]
+fn returns_policies_and_monetary_mean() {
+    let hand = data("hand.csv");
+    let h = hand.to_str().unwrap();
+    let net = rows(&stdout_of(&["rfm", h, "--as-of", "2024-03-31"]));
+    assert_eq!(net[0][5], "145");
+    let dropped = rows(&stdout_of(&[
+        "rfm",
+        h,
+        "--as-of",
+        "2024-03-31",
+        "--returns",
+        "drop",
+    ]));
+    assert_eq!(dropped[0][5], "175");
+    assert_eq!(dropped[0][4], "2", "a return is never a purchase");
+    let mean = rows(&stdout_of(&[
+        "rfm",
+        h,
+        "--as-of",
+        "2024-03-31",
+        "--monetary",
+        "mean",
+    ]));
+    assert_eq!(mean[0][5], "72.5");
+    assert_eq!(mean[2][5], "200");
+}
+
+#[test]
+fn as_of_defaults_to_latest_transaction() {
+    let out = rows(&stdout_of(&["rfm", data("hand.csv").to_str().unwrap()]));
+    // Latest row is D's on 2024-04-05: D is now a customer, A's recency is 55.
+    assert_eq!(out.len(), 5);
+    assert_eq!(out[0][3], "55");
+    assert_eq!(out[3][0], "D");
+    assert_eq!(out[3][3], "0");
+}
+
+#[test]
+fn line_item_export_uci_layout() {
+    let out = stdout_of(&["rfm", data("uci_lineitems.csv").to_str().unwrap()]);
+    let r = rows(&out);
+    assert_eq!(r.len(), 2);
+    // 14527: a cancellation C536379 of -27.50 and an order of 2 x 4.95, month-first dates.
+    assert_eq!(
+        &r[0][..6],
+        ["14527", "2010-12-13", "2010-12-13", "0", "1", "-17.6"]
+    );
+    // 17850: invoices 536365 (two lines) and 536366: 6x2.55 + 6x3.39 + 6x1.85.
+    assert_eq!(&r[1][..5], ["17850", "2010-12-01", "2010-12-01", "12", "2"]);
+    let m: f64 = r[1][5].parse().unwrap();
+    assert!((m - 46.74).abs() < 1e-9);
+    // Explicit flags give the same result.
+    let explicit = stdout_of(&[
+        "rfm",
+        data("uci_lineitems.csv").to_str().unwrap(),
+        "--customer",
+        "CustomerID",
+        "--date",
+        "InvoiceDate",
+        "--quantity",
+        "Quantity",
+        "--price",
+        "UnitPrice",
+        "--order",
+        "InvoiceNo",
+        "--date-format",
+        "%m/%d/%Y %H:%M",
+    ]);
+    assert_eq!(explicit, out);
+}
+
+#[test]
+fn shopify_layout_with_offsets_in_utc_days() {
+    let r = rows(&stdout_of(&[
+        "rfm",
+        data("shopify_orders.csv").to_str().unwrap(),
+    ]));
+    // 2024-01-31 23:30 -05:00 is 2024-02-01 UTC; 2024-03-01T01:00+02:00 is 2024-02-29 UTC.
+    assert_eq!(
+        &r[0][..6],
+        [
+            "ann@example.com",
+            "2024-02-01",
+            "2024-02-29",
+            "5",
+            "2",
+            "120"
+        ]
+    );
+    assert_eq!(
+        &r[1][..6],
+        [
+            "bob@example.com",
+            "2024-02-01",
+            "2024-02-01",
+            "33",
+            "1",
+            "35.5"
+        ]
+    );
+}
+
+#[test]
+fn delimiter_day_first_and_flags() {
+    let f = data("semicolon_dayfirst.csv");
+    churn()
+        .args(["rfm", f.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("pass --delimiter ';'"));
+    let r = rows(&stdout_of(&[
+        "rfm",
+        f.to_str().unwrap(),
+        "--delimiter",
+        ";",
+        "--customer",
+        "Kunde",
+        "--date",
+        "Datum",
+        "--amount",
+        "Betrag",
+    ]));
+    assert_eq!(
+        &r[0][..6],
+        ["K1", "2024-04-03", "2024-04-15", "0", "2", "30.5"]
+    );
+    assert_eq!(&r[1][..4], ["K2", "2024-02-01", "2024-02-01", "74"]);
+}
+
+#[test]
+fn compact_dates_tsv_bom_and_crlf() {
+    let r = rows(&stdout_of(&["rfm", data("compact.tsv").to_str().unwrap()]));
+    assert_eq!(&r[0][..6], ["x", "2024-01-01", "2024-01-02", "0", "2", "3"]);
+    let r = rows(&stdout_of(&["rfm", data("bom_crlf.csv").to_str().unwrap()]));
+    assert_eq!(
+        &r[0][..6],
+        ["A", "2024-01-01", "2024-01-03", "0", "2", "12"]
+    );
+}
+
+#[test]
+fn gzip_stdin_and_multiple_files_agree() {
+    let dir = TempDir::new().unwrap();
+    let text = std::fs::read_to_string(data("hand.csv")).unwrap();
+    let gz = dir.path().join("hand.csv.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(text.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    let expected = hand_expected();
+    assert_eq!(
+        stdout_of(&["rfm", gz.to_str().unwrap(), "--as-of", "2024-03-31"]),
+        expected
+    );
+
+    churn()
+        .args(["rfm", "-", "--as-of", "2024-03-31"])
+        .write_stdin(text.clone())
+        .assert()
+        .success()
+        .stdout(expected.clone());
+    churn()
+        .args(["rfm", "--as-of", "2024-03-31"])
+        .write_stdin(text.clone())
+        .assert()
+        .success();
+
+    let lines: Vec<&str> = text.lines().collect();
+    let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+    std::fs::write(&a, lines[..6].join("\n") + "\n").unwrap();
+    std::fs::write(&b, format!("{}\n{}\n", lines[0], lines[6..].join("\n"))).unwrap();
+    let both = stdout_of(&[
+        "rfm",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--as-of",
+        "2024-03-31",
+    ]);
+    assert_eq!(both, expected);
+}
+
+#[test]
+fn parquet_input_agrees_with_csv() {
+    use polars::prelude::*;
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("hand.parquet");
+    // The hand fixture with typed columns: Date dates and Float64 amounts.
+    let text = std::fs::read_to_string(data("hand.csv")).unwrap();
+    let recs = rows(&text);
+    let cust: Vec<&str> = recs.iter().map(|r| r[0].as_str()).collect();
+    let order: Vec<i64> = recs.iter().map(|r| r[1].parse().unwrap()).collect();
+    let days: Vec<i32> = recs
+        .iter()
+        .map(|r| churn::dates::parse_ymd(&r[2]).unwrap())
+        .collect();
+    let amount: Vec<f64> = recs.iter().map(|r| r[3].parse().unwrap()).collect();
+    let mut df = DataFrame::new(
+        recs.len(),
+        vec![
+            Series::new("customer_id".into(), cust).into(),
+            Series::new("order_id".into(), order).into(),
+            Int32Chunked::from_vec("date".into(), days)
+                .into_date()
+                .into_series()
+                .into(),
+            Series::new("amount".into(), amount).into(),
+        ],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    assert_eq!(
+        stdout_of(&["rfm", path.to_str().unwrap(), "--as-of", "2024-03-31"]),
+        hand_expected()
+    );
+}
+
+#[test]
+fn bad_inputs_fail_with_clear_messages_and_no_output() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("out.csv");
+    let o = out.to_str().unwrap();
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("no_customer.csv", &[], "no customer column found in"),
+        (
+            "no_customer.csv",
+            &[],
+            "'who', 'when_', 'amount'; pass --customer COLUMN",
+        ),
+        (
+            "bad_date.csv",
+            &[],
+            "bad_date.csv line 3, column 'date': '2024-13-45' is not a date",
+        ),
+        ("bad_date.csv", &[], "--skip-invalid"),
+        (
+            "bad_amount.csv",
+            &[],
+            "bad_amount.csv line 3, column 'amount': '$6.00' is not a plain decimal number",
+        ),
+        (
+            "ambiguous_dates.csv",
+            &[],
+            "fit both day-first and month-first",
+        ),
+        ("ambiguous_dates.csv", &[], "--date-format '%d/%m/%Y'"),
+        ("empty.csv", &[], "empty.csv is empty"),
+        (
+            "header_only.csv",
+            &[],
+            "header_only.csv has a header but no data rows",
+        ),
+        (
+            "blank_customers.csv",
+            &[],
+            "all 2 rows were skipped (blank customer id: 2)",
+        ),
+    ];
+    for (file, extra, msg) in cases {
+        let f = data(file);
+        let mut args = vec!["rfm", f.to_str().unwrap(), "-o", o];
+        args.extend_from_slice(extra);
+        churn()
+            .args(&args)
+            .assert()
+            .code(1)
+            .stdout("")
+            .stderr(predicate::str::starts_with("churn: "))
+            .stderr(predicate::str::contains(*msg));
+        assert!(!out.exists(), "{file} left an output file");
+    }
+    // A failed run leaves an existing output untouched, and no temporary files.
+    std::fs::write(&out, "previous").unwrap();
+    churn()
+        .args(["rfm", data("bad_date.csv").to_str().unwrap(), "-o", o])
+        .assert()
+        .code(1);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "previous");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn skip_invalid_counts_rows() {
+    churn()
+        .args([
+            "rfm",
+            data("bad_date.csv").to_str().unwrap(),
+            "--skip-invalid",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\nA,").and(predicate::str::contains("\nC,")))
+        .stderr(predicate::str::contains(
+            "skipped 1 row (unparseable date: 1)",
+        ));
+    churn()
+        .args([
+            "rfm",
+            data("bad_amount.csv").to_str().unwrap(),
+            "--skip-invalid",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("unparseable amount: 1"));
+    churn()
+        .args([
+            "rfm",
+            data("ambiguous_dates.csv").to_str().unwrap(),
+            "--date-format",
+            "%d/%m/%Y",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("A,2024-02-01"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    churn()
+        .args(["rfm", "--as-of", "2024-13-01"])
+        .assert()
+        .code(2);
+    churn().args(["rfm", "--no-such-flag"]).assert().code(2);
+    churn()
+        .args([
+            "rfm",
+            "x.csv",
+            "--amount",
+            "a",
+            "--quantity",
+            "q",
+            "--price",
+            "p",
+        ])
+        .assert()
+        .code(2);
+    churn()
+        .args([
+            "rfm",
+            data("hand.csv").to_str().unwrap(),
+            "--date-format",
+            "%Y-%m",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no day of month"));
+    churn()
+        .args(["rfm", data("hand.csv").to_str().unwrap(), "-o", "out.xlsx"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--output-format"));
+    churn()
+        .args(["rfm", "/no/such/file.csv"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("/no/such/file.csv"));
+}
+
+#[test]
+fn output_formats_read_back() {
+    let dir = TempDir::new().unwrap();
+    let hand = data("hand.csv");
+    let h = hand.to_str().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    for name in [
+        "r.csv",
+        "r.tsv",
+        "r.json",
+        "r.ndjson",
+        "r.jsonl",
+        "r.parquet",
+    ] {
+        churn()
+            .args([
+                "rfm",
+                h,
+                "--as-of",
+                "2024-03-31",
+                "-o",
+                p(name).to_str().unwrap(),
+            ])
+            .assert()
+            .success()
+            .stdout("");
+    }
+    assert_eq!(
+        std::fs::read_to_string(p("r.csv")).unwrap(),
+        hand_expected()
+    );
+    assert_eq!(
+        std::fs::read_to_string(p("r.tsv")).unwrap(),
+        hand_expected().replace(',', "\t")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("r.json")).unwrap()).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 4);
+    assert_eq!(json[0]["customer_id"], "A");
+    assert_eq!(json[0]["monetary"], 145.0);
+    assert_eq!(json[0]["last_purchase"], "2024-02-10");
+    assert_eq!(json[2]["segment"], "At Risk");
+    let nd = std::fs::read_to_string(p("r.ndjson")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(nd.lines().next().unwrap()).unwrap();
+    assert_eq!(first, json[0]);
+    assert_eq!(nd, std::fs::read_to_string(p("r.jsonl")).unwrap());
+
+    use polars::prelude::*;
+    let df = ParquetReader::new(std::fs::File::open(p("r.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(df.height(), 4);
+    assert_eq!(
+        df.column("frequency").unwrap().i64().unwrap().get(2),
+        Some(3)
+    );
+    assert_eq!(
+        df.column("monetary").unwrap().f64().unwrap().get(0),
+        Some(145.0)
+    );
+    assert_eq!(
+        df.column("segment").unwrap().str().unwrap().get(0),
+        Some("Can't Lose Them")
+    );
+    assert_eq!(
+        df.column("first_purchase").unwrap().dtype(),
+        &DataType::Date
+    );
+
+    // --output-format overrides; stdout can carry JSON too.
+    let j = stdout_of(&[
+        "rfm",
+        h,
+        "--as-of",
+        "2024-03-31",
+        "--output-format",
+        "ndjson",
+    ]);
+    assert_eq!(j, nd);
+}
+
+#[test]
+fn output_is_deterministic_and_quiet_is_quiet() {
+    let s = data("sample.csv");
+    let a = churn().args(["rfm", s.to_str().unwrap()]).output().unwrap();
+    let b = churn()
+        .args(["rfm", s.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(a.status.success() && b.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    assert!(b.stderr.is_empty());
+    assert!(
+        a.stdout.len() > 100_000,
+        "sample output should exceed a pipe buffer"
+    );
+}
+
+#[test]
+fn broken_pipe_exits_quietly() {
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("churn"))
+        .args(["rfm", data("sample.csv").to_str().unwrap(), "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn custom_segments() {
+    let r = rows(&stdout_of(&[
+        "rfm",
+        data("hand.csv").to_str().unwrap(),
+        "--as-of",
+        "2024-03-31",
+        "--segments",
+        data("segments.toml").to_str().unwrap(),
+    ]));
+    let seg: Vec<&str> = r.iter().map(|x| x[10].as_str()).collect();
+    assert_eq!(seg, ["Old", "Recent", "Old", "Recent"]);
+    let dir = TempDir::new().unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "name,r_min,r_max,f_min,f_max,m_min,m_max\nA,1,5,1,5,1,5\nB,0,5,1,5,1,5\n",
+    )
+    .unwrap();
+    churn()
+        .args([
+            "rfm",
+            data("hand.csv").to_str().unwrap(),
+            "--segments",
+            bad.to_str().unwrap(),
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("line 3"));
+}
+
+#[test]
+fn inspect_profiles_the_input() {
+    let out = stdout_of(&[
+        "inspect",
+        data("hand.csv").to_str().unwrap(),
+        "--as-of",
+        "2024-03-31",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["rows"], 12);
+    assert_eq!(v["rows_after_as_of"], 1);
+    assert_eq!(v["customers"], 5);
+    assert_eq!(v["customers_with_purchase"], 4);
+    assert_eq!(v["purchases"], 7);
+    assert_eq!(v["returns"], 1);
+    assert_eq!(v["zero_amount_rows"], 1);
+    assert_eq!(v["skipped"]["blank customer id"], 1);
+    assert_eq!(v["duplicate_rows"], 0);
+    assert_eq!(v["first_date"], "2023-12-01");
+    assert_eq!(v["last_date"], "2024-04-05");
+    assert_eq!(v["amount_min"], -30.0);
+    assert_eq!(v["amount_max"], 200.0);
+    // Used amounts: 100 50 25 -30 10 200 200 200 0 40 -> median of 10 values = (40 + 50) / 2.
+    assert_eq!(v["amount_median"], 45.0);
+
+    let dir = TempDir::new().unwrap();
+    let dup = dir.path().join("dup.csv");
+    std::fs::write(
+        &dup,
+        "customer_id,date,amount\nA,2024-01-01,5\nA,2024-01-01,5\nA,2024-01-01,5\nB,2024-01-01,5\n",
+    )
+    .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout_of(&["inspect", dup.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(v["duplicate_rows"], 2);
+    let human = stdout_of(&["inspect", data("hand.csv").to_str().unwrap()]);
+    assert!(
+        human.contains("exact duplicate rows") && human.contains("blank customer id"),
+        "{human}"
+    );
+}
+
+#[test]
+fn help_has_examples_and_version_prints() {
+    churn()
+        .args(["rfm", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Examples:"));
+    churn()
+        .args(["inspect", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Examples:"));
+    churn()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("churn "));
+}
