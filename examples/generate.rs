@@ -62,14 +62,9 @@ fn parse_args() -> Result<Opts> {
     let mut i = 0;
     while i < args.len() {
         let flag = args[i].as_str();
-        let val = || {
-            args.get(i + 1)
-                .with_context(|| format!("{flag} needs a value"))
-        };
+        let val = || args.get(i + 1).with_context(|| format!("{flag} needs a value"));
         let num = || -> Result<f64> {
-            val()?
-                .parse::<f64>()
-                .with_context(|| format!("{flag}: not a number"))
+            val()?.parse::<f64>().with_context(|| format!("{flag}: not a number"))
         };
         match flag {
             "--rows" => o.rows = parse_count(val()?)?,
@@ -112,10 +107,7 @@ fn parse_count(s: &str) -> Result<u64> {
         Some(b'K') | Some(b'k') => (&s[..s.len() - 1], 1_000),
         _ => (s, 1),
     };
-    Ok(num
-        .parse::<u64>()
-        .with_context(|| format!("--rows: '{s}' is not a count"))?
-        * mul)
+    Ok(num.parse::<u64>().with_context(|| format!("--rows: '{s}' is not a count"))? * mul)
 }
 
 /// One output row before sorting.
@@ -152,27 +144,16 @@ fn main() -> Result<()> {
             order += 1;
             let amount: f64 = spend.sample(&mut rng);
             let cents = ((amount * 100.0).round() as i64).max(1);
-            let items = if o.lineitem {
-                rng.gen_range(1..=4u16)
-            } else {
-                1
-            };
+            let items = if o.lineitem { rng.gen_range(1..=4u16) } else { 1 };
             let mut left = cents;
             for item in 0..items {
-                let part = if item + 1 == items {
-                    left
-                } else {
-                    (left / (items - item) as i64).max(1)
-                };
+                let part =
+                    if item + 1 == items { left } else { (left / (items - item) as i64).max(1) };
                 left -= part;
                 if part <= 0 {
                     continue;
                 }
-                let quantity = if o.lineitem && part % 2 == 0 && rng.gen_bool(0.3) {
-                    2
-                } else {
-                    1
-                };
+                let quantity = if o.lineitem && part % 2 == 0 && rng.gen_bool(0.3) { 2 } else { 1 };
                 rows.push(Row {
                     secs: t as i64,
                     customer,
@@ -223,10 +204,7 @@ fn main() -> Result<()> {
         o.gamma
     );
 
-    let is_parquet = o
-        .out
-        .as_ref()
-        .is_some_and(|p| p.extension().is_some_and(|e| e == "parquet"));
+    let is_parquet = o.out.as_ref().is_some_and(|p| p.extension().is_some_and(|e| e == "parquet"));
     if is_parquet {
         return write_parquet(&o, &rows, &mut rng);
     }
@@ -238,10 +216,7 @@ fn main() -> Result<()> {
     };
     let mut w = BufWriter::with_capacity(1 << 20, sink);
     if o.lineitem {
-        writeln!(
-            w,
-            "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
-        )?;
+        writeln!(w, "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID,Country")?;
     } else {
         writeln!(w, "order_id,customer_id,order_date,amount")?;
     }
@@ -250,19 +225,11 @@ fn main() -> Result<()> {
         let day = (r.secs.div_euclid(86_400)) as i32 + o.start;
         let s = r.secs.rem_euclid(86_400);
         let (h, m, sec) = (s / 3600, s / 60 % 60, s % 60);
-        let cust = if blank {
-            String::new()
-        } else {
-            (10_000 + r.customer).to_string()
-        };
+        let cust = if blank { String::new() } else { (10_000 + r.customer).to_string() };
         let money = cents_str(r.cents);
         if o.lineitem {
             let stock = 20_000 + (r.order as u64 * 31 + r.item as u64 * 7) % 5000;
-            let inv = if r.quantity < 0 {
-                format!("C{}", r.order)
-            } else {
-                r.order.to_string()
-            };
+            let inv = if r.quantity < 0 { format!("C{}", r.order) } else { r.order.to_string() };
             let price = cents_str(r.cents.abs());
             writeln!(
                 w,
@@ -271,12 +238,7 @@ fn main() -> Result<()> {
                 Day(day)
             )?;
         } else {
-            writeln!(
-                w,
-                "{},{cust},{} {h:02}:{m:02}:{sec:02},{money}",
-                r.order,
-                Day(day)
-            )?;
+            writeln!(w, "{},{cust},{} {h:02}:{m:02}:{sec:02},{money}", r.order, Day(day))?;
         }
     }
     w.flush()?;
@@ -295,19 +257,14 @@ fn write_parquet(o: &Opts, rows: &[Row], rng: &mut StdRng) -> Result<()> {
         let blank = o.blank_rate > 0.0 && rng.gen_bool(o.blank_rate);
         cust.push((!blank).then_some(10_000 + r.customer as i64));
     }
-    let day_us: Vec<i64> = rows
-        .iter()
-        .map(|r| (o.start as i64 * 86_400 + r.secs) * 1_000_000)
-        .collect();
+    let day_us: Vec<i64> =
+        rows.iter().map(|r| (o.start as i64 * 86_400 + r.secs) * 1_000_000).collect();
     let date = Int64Chunked::from_vec("order_date".into(), day_us)
         .into_datetime(TimeUnit::Microseconds, None)
         .into_series();
     let mut cols: Vec<Column> = vec![
-        Series::new(
-            "order_id".into(),
-            rows.iter().map(|r| r.order as i64).collect::<Vec<_>>(),
-        )
-        .into(),
+        Series::new("order_id".into(), rows.iter().map(|r| r.order as i64).collect::<Vec<_>>())
+            .into(),
         Series::new("customer_id".into(), cust).into(),
         date.into(),
     ];
@@ -322,9 +279,7 @@ fn write_parquet(o: &Opts, rows: &[Row], rng: &mut StdRng) -> Result<()> {
         cols.push(
             Series::new(
                 "unit_price".into(),
-                rows.iter()
-                    .map(|r| r.cents.abs() as f64 / 100.0)
-                    .collect::<Vec<_>>(),
+                rows.iter().map(|r| r.cents.abs() as f64 / 100.0).collect::<Vec<_>>(),
             )
             .into(),
         );
@@ -332,9 +287,7 @@ fn write_parquet(o: &Opts, rows: &[Row], rng: &mut StdRng) -> Result<()> {
         cols.push(
             Series::new(
                 "amount".into(),
-                rows.iter()
-                    .map(|r| r.cents as f64 / 100.0)
-                    .collect::<Vec<_>>(),
+                rows.iter().map(|r| r.cents as f64 / 100.0).collect::<Vec<_>>(),
             )
             .into(),
         );

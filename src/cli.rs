@@ -16,12 +16,7 @@ use crate::UsageError;
 /// amount) and answers "which customers are we losing, and what are they
 /// worth?". Results go to stdout as CSV, or to a file with -o.
 #[derive(Parser, Debug)]
-#[command(
-    name = "churn",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "churn", version, propagate_version = true, max_term_width = 100)]
 #[command(
     after_help = "Examples:\n  churn rfm sales.csv\n  churn rfm sales.parquet -o rfm.parquet\n  churn inspect exports/*.csv.gz"
 )]
@@ -120,9 +115,7 @@ fn parse_delimiter(s: &str) -> Result<u8, String> {
     match s {
         "\\t" | "tab" => Ok(b'\t'),
         _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
-        _ => Err(format!(
-            "'{s}' is not a single ASCII character (use '\\t' for tab)"
-        )),
+        _ => Err(format!("'{s}' is not a single ASCII character (use '\\t' for tab)")),
     }
 }
 
@@ -176,10 +169,7 @@ pub struct OutputArgs {
 
 impl OutputArgs {
     pub fn target(&self) -> OutputTarget {
-        OutputTarget {
-            path: self.output.clone(),
-            format: self.output_format,
-        }
+        OutputTarget { path: self.output.clone(), format: self.output_format }
     }
 }
 

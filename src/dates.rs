@@ -477,24 +477,12 @@ mod tests {
         assert_eq!(iso("2024-02-29").as_deref(), Some("2024-02-29"));
         assert_eq!(iso("2023-02-29"), None);
         assert_eq!(iso("2024-01-31T23:59:59").as_deref(), Some("2024-01-31"));
-        assert_eq!(
-            iso("2024-01-31 23:59:59.123456").as_deref(),
-            Some("2024-01-31")
-        );
+        assert_eq!(iso("2024-01-31 23:59:59.123456").as_deref(), Some("2024-01-31"));
         assert_eq!(iso("2024-01-31T23:30:00Z").as_deref(), Some("2024-01-31"));
         // 23:30 at UTC-05:00 is 04:30 UTC the next day.
-        assert_eq!(
-            iso("2024-01-31T23:30:00-05:00").as_deref(),
-            Some("2024-02-01")
-        );
-        assert_eq!(
-            iso("2024-01-31T23:30:00-0500").as_deref(),
-            Some("2024-02-01")
-        );
-        assert_eq!(
-            iso("2024-01-31 23:30:00 -0500").as_deref(),
-            Some("2024-02-01")
-        );
+        assert_eq!(iso("2024-01-31T23:30:00-05:00").as_deref(), Some("2024-02-01"));
+        assert_eq!(iso("2024-01-31T23:30:00-0500").as_deref(), Some("2024-02-01"));
+        assert_eq!(iso("2024-01-31 23:30:00 -0500").as_deref(), Some("2024-02-01"));
         // 01:00 at UTC+02:00 is 23:00 UTC the previous day.
         assert_eq!(iso("2024-03-01T01:00+02:00").as_deref(), Some("2024-02-29"));
         assert_eq!(iso("2024-01-31 10:00"), Some("2024-01-31".into()));
@@ -520,9 +508,7 @@ mod tests {
     #[test]
     fn compact_and_custom() {
         assert_eq!(
-            parse_compact(b"20240229")
-                .map(|d| Day(d).to_string())
-                .as_deref(),
+            parse_compact(b"20240229").map(|d| Day(d).to_string()).as_deref(),
             Some("2024-02-29")
         );
         assert_eq!(parse_compact(b"20240230"), None);
@@ -543,24 +529,12 @@ mod tests {
             }
             d.result()
         };
-        assert_eq!(
-            detect(&["2024-01-01", "2024-01-02"]),
-            Detected::Layout(LayoutKind::Iso)
-        );
+        assert_eq!(detect(&["2024-01-01", "2024-01-02"]), Detected::Layout(LayoutKind::Iso));
         assert_eq!(detect(&["20240101"]), Detected::Layout(LayoutKind::Compact));
-        assert_eq!(
-            detect(&["1/2/2024", "13/2/2024"]),
-            Detected::Layout(LayoutKind::DayFirst)
-        );
-        assert_eq!(
-            detect(&["1/2/2024", "2/13/2024"]),
-            Detected::Layout(LayoutKind::MonthFirst)
-        );
+        assert_eq!(detect(&["1/2/2024", "13/2/2024"]), Detected::Layout(LayoutKind::DayFirst));
+        assert_eq!(detect(&["1/2/2024", "2/13/2024"]), Detected::Layout(LayoutKind::MonthFirst));
         assert_eq!(detect(&["1/2/2024", "2/3/2024"]), Detected::Ambiguous);
-        assert!(matches!(
-            detect(&["13/2/2024", "2/13/2024"]),
-            Detected::Inconsistent(..)
-        ));
+        assert!(matches!(detect(&["13/2/2024", "2/13/2024"]), Detected::Inconsistent(..)));
         assert!(matches!(detect(&["yesterday"]), Detected::Unknown(_)));
         assert_eq!(detect(&[]), Detected::Empty);
     }

@@ -25,10 +25,56 @@ pub enum OutputFormat {
     Ndjson,
 }
 
+/// Many strings in one allocation: result tables hold millions of ids.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Strings {
+    bytes: String,
+    ends: Vec<usize>,
+}
+
+impl Strings {
+    pub fn with_capacity(n: usize, bytes: usize) -> Self {
+        Strings { bytes: String::with_capacity(bytes), ends: Vec::with_capacity(n) }
+    }
+
+    pub fn push(&mut self, s: &str) {
+        self.bytes.push_str(s);
+        self.ends.push(self.bytes.len());
+    }
+
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Strings {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut s = Strings::default();
+        for v in iter {
+            s.push(v.as_ref());
+        }
+        s
+    }
+}
+
 /// A column of a result table.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ColumnData {
-    Str(Vec<String>),
+    Str(Strings),
+    /// A few distinct labels, stored once (segments, flags).
+    Cat {
+        labels: Vec<String>,
+        codes: Vec<u16>,
+    },
     Int(Vec<i64>),
     Float(Vec<f64>),
     /// Day numbers, written as YYYY-MM-DD (a Date in Parquet).
@@ -40,6 +86,7 @@ impl ColumnData {
     pub fn len(&self) -> usize {
         match self {
             ColumnData::Str(v) => v.len(),
+            ColumnData::Cat { codes, .. } => codes.len(),
             ColumnData::Int(v) => v.len(),
             ColumnData::Float(v) => v.len(),
             ColumnData::Date(v) => v.len(),
@@ -92,10 +139,7 @@ impl OutputTarget {
         if p.as_os_str() == "-" {
             return Ok(OutputFormat::Csv);
         }
-        let ext = p
-            .extension()
-            .map(|e| e.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
+        let ext = p.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
         Ok(match ext.as_str() {
             "csv" => OutputFormat::Csv,
             "tsv" | "tab" => OutputFormat::Tsv,
@@ -120,9 +164,7 @@ pub fn write_table(table: &Table, target: &OutputTarget) -> Result<()> {
     match target.file() {
         None => {
             if format == OutputFormat::Parquet {
-                bail!(UsageError(
-                    "Parquet output needs a file: pass -o FILE.parquet".into()
-                ));
+                bail!(UsageError("Parquet output needs a file: pass -o FILE.parquet".into()));
             }
             let stdout = io::stdout();
             let mut w = BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -148,21 +190,14 @@ pub fn atomic_write(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
     {
         let mut w = BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
         write(&mut w).with_context(|| format!("writing {}", path.display()))?;
-        w.flush()
-            .with_context(|| format!("writing {}", path.display()))?;
+        w.flush().with_context(|| format!("writing {}", path.display()))?;
     }
-    tmp.as_file()
-        .sync_all()
-        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file().sync_all().with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map(|m| m.permissions().mode())
-            .unwrap_or(0o644);
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode));
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o644);
+        let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode));
     }
     tmp.persist(path)
         .map_err(|e| e.error)
@@ -190,33 +225,151 @@ pub fn fmt_float(v: f64, out: &mut String) {
     }
 }
 
-fn cell(col: &ColumnData, i: usize, out: &mut String) {
-    use std::fmt::Write as _;
-    out.clear();
-    match col {
-        ColumnData::Str(v) => out.push_str(&v[i]),
-        ColumnData::Int(v) => {
-            let _ = write!(out, "{}", v[i]);
-        }
-        ColumnData::Float(v) => fmt_float(v[i], out),
-        ColumnData::Date(v) => {
-            let _ = write!(out, "{}", Day(v[i]));
-        }
-        ColumnData::Bool(v) => out.push_str(if v[i] { "true" } else { "false" }),
+fn push_float(v: f64, out: &mut Vec<u8>) {
+    if v == 0.0 {
+        out.push(b'0');
+    } else if v.is_finite() {
+        let _ = write!(out, "{v}");
     }
 }
 
-fn write_delimited(table: &Table, delim: u8, w: &mut dyn Write) -> Result<()> {
-    let mut wtr = csv::WriterBuilder::new().delimiter(delim).from_writer(w);
-    wtr.write_record(table.columns.iter().map(|(n, _)| n.as_str()))?;
-    let mut bufs: Vec<String> = vec![String::new(); table.columns.len()];
-    for i in 0..table.height() {
-        for (k, (_, col)) in table.columns.iter().enumerate() {
-            cell(col, i, &mut bufs[k]);
-        }
-        wtr.write_record(bufs.iter().map(|s| s.as_bytes()))?;
+fn push_date(day: i32, out: &mut Vec<u8>) {
+    let (y, m, d) = crate::dates::civil_from_days(day);
+    if (0..=9999).contains(&y) {
+        let y = y as u32;
+        out.extend_from_slice(&[
+            b'0' + (y / 1000) as u8,
+            b'0' + (y / 100 % 10) as u8,
+            b'0' + (y / 10 % 10) as u8,
+            b'0' + (y % 10) as u8,
+            b'-',
+            b'0' + (m / 10) as u8,
+            b'0' + (m % 10) as u8,
+            b'-',
+            b'0' + (d / 10) as u8,
+            b'0' + (d % 10) as u8,
+        ]);
+    } else {
+        let _ = write!(out, "{}", Day(day));
     }
-    wtr.flush()?;
+}
+
+/// The text of a non-string cell.
+fn push_plain(col: &ColumnData, i: usize, out: &mut Vec<u8>) {
+    match col {
+        ColumnData::Int(v) => {
+            let _ = write!(out, "{}", v[i]);
+        }
+        ColumnData::Float(v) => push_float(v[i], out),
+        ColumnData::Date(v) => push_date(v[i], out),
+        ColumnData::Bool(v) => out.extend_from_slice(if v[i] { b"true" } else { b"false" }),
+        ColumnData::Str(_) | ColumnData::Cat { .. } => {
+            unreachable!("strings are escaped by the caller")
+        }
+    }
+}
+
+fn str_cell(col: &ColumnData, i: usize) -> Option<&str> {
+    match col {
+        ColumnData::Str(v) => Some(v.get(i)),
+        ColumnData::Cat { labels, codes } => Some(&labels[codes[i] as usize]),
+        _ => None,
+    }
+}
+
+/// A delimited-text field, quoted only when it must be (RFC 4180).
+fn push_field(s: &str, delim: u8, out: &mut Vec<u8>) {
+    let b = s.as_bytes();
+    if b.iter().any(|&c| c == delim || c == b'"' || c == b'\n' || c == b'\r') {
+        out.push(b'"');
+        for &c in b {
+            if c == b'"' {
+                out.push(b'"');
+            }
+            out.push(c);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(b);
+    }
+}
+
+fn push_delimited_row(table: &Table, i: usize, delim: u8, out: &mut Vec<u8>) {
+    for (k, (_, col)) in table.columns.iter().enumerate() {
+        if k > 0 {
+            out.push(delim);
+        }
+        match str_cell(col, i) {
+            Some(s) => push_field(s, delim, out),
+            None => push_plain(col, i, out),
+        }
+    }
+    out.push(b'\n');
+}
+
+fn push_json_row(table: &Table, keys: &[String], i: usize, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (k, (_, col)) in table.columns.iter().enumerate() {
+        if k > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(keys[k].as_bytes());
+        out.push(b':');
+        match (str_cell(col, i), col) {
+            (Some(s), _) => {
+                let _ = serde_json::to_writer(&mut *out, s);
+            }
+            (None, ColumnData::Date(_)) => {
+                out.push(b'"');
+                push_plain(col, i, out);
+                out.push(b'"');
+            }
+            (None, ColumnData::Float(v)) if !v[i].is_finite() => out.extend_from_slice(b"null"),
+            (None, _) => push_plain(col, i, out),
+        }
+    }
+    out.push(b'}');
+}
+
+/// Formats rows in parallel, in blocks, and writes the blocks in order.
+fn write_rows(
+    table: &Table,
+    w: &mut dyn Write,
+    row: impl Fn(usize, &mut Vec<u8>) + Sync,
+) -> io::Result<()> {
+    use rayon::prelude::*;
+    const BLOCK: usize = 16 * 1024;
+    let n = table.height();
+    let starts: Vec<usize> = (0..n).step_by(BLOCK).collect();
+    for window in starts.chunks(rayon::current_num_threads().max(1) * 4) {
+        let blocks: Vec<Vec<u8>> = window
+            .par_iter()
+            .map(|&s| {
+                let mut buf = Vec::with_capacity(BLOCK * 64);
+                for i in s..(s + BLOCK).min(n) {
+                    row(i, &mut buf);
+                }
+                buf
+            })
+            .collect();
+        for b in blocks {
+            w.write_all(&b)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_delimited(table: &Table, delim: u8, w: &mut dyn Write) -> Result<()> {
+    let mut header = Vec::new();
+    for (k, (name, _)) in table.columns.iter().enumerate() {
+        if k > 0 {
+            header.push(delim);
+        }
+        push_field(name, delim, &mut header);
+    }
+    header.push(b'\n');
+    w.write_all(&header)?;
+    write_rows(table, w, |i, out| push_delimited_row(table, i, delim, out))?;
     Ok(())
 }
 
@@ -226,45 +379,18 @@ fn write_json(table: &Table, w: &mut dyn Write, lines: bool) -> Result<()> {
         .iter()
         .map(|(n, _)| serde_json::to_string(n).expect("a string serialises"))
         .collect();
-    let mut buf = String::new();
-    if !lines {
-        w.write_all(b"[")?;
-    }
-    for i in 0..table.height() {
-        if !lines {
-            w.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-        }
-        w.write_all(b"{")?;
-        for (k, (_, col)) in table.columns.iter().enumerate() {
-            if k > 0 {
-                w.write_all(b",")?;
-            }
-            w.write_all(keys[k].as_bytes())?;
-            w.write_all(b":")?;
-            match col {
-                ColumnData::Str(v) => serde_json::to_writer(&mut *w, &v[i])?,
-                ColumnData::Date(_) => {
-                    cell(col, i, &mut buf);
-                    serde_json::to_writer(&mut *w, &buf)?
-                }
-                ColumnData::Float(v) if !v[i].is_finite() => w.write_all(b"null")?,
-                _ => {
-                    cell(col, i, &mut buf);
-                    w.write_all(buf.as_bytes())?
-                }
-            }
-        }
-        w.write_all(b"}")?;
-        if lines {
-            w.write_all(b"\n")?;
-        }
-    }
-    if !lines {
-        w.write_all(if table.height() == 0 {
-            b"]\n"
-        } else {
-            b"\n]\n"
+    if lines {
+        write_rows(table, w, |i, out| {
+            push_json_row(table, &keys, i, out);
+            out.push(b'\n');
         })?;
+    } else {
+        w.write_all(b"[")?;
+        write_rows(table, w, |i, out| {
+            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+            push_json_row(table, &keys, i, out);
+        })?;
+        w.write_all(if table.height() == 0 { b"]\n" } else { b"\n]\n" })?;
     }
     Ok(())
 }
@@ -275,13 +401,19 @@ fn write_parquet(table: &Table, w: &mut dyn Write) -> Result<()> {
     for (name, data) in &table.columns {
         let name = PlSmallStr::from(name.as_str());
         let s = match data {
-            ColumnData::Str(v) => Series::new(name, v),
+            ColumnData::Str(v) => {
+                Series::new(name, (0..v.len()).map(|i| v.get(i)).collect::<Vec<_>>())
+            }
+            ColumnData::Cat { labels, codes } => Series::new(
+                name,
+                codes.iter().map(|&c| labels[c as usize].as_str()).collect::<Vec<_>>(),
+            ),
             ColumnData::Int(v) => Series::new(name, v),
             ColumnData::Float(v) => Series::new(name, v),
             ColumnData::Bool(v) => Series::new(name, v),
-            ColumnData::Date(v) => Int32Chunked::from_vec(name, v.clone())
-                .into_date()
-                .into_series(),
+            ColumnData::Date(v) => {
+                Int32Chunked::from_vec(name, v.clone()).into_date().into_series()
+            }
         };
         cols.push(s.into());
     }
@@ -298,7 +430,11 @@ mod tests {
 
     fn sample() -> Table {
         let mut t = Table::new();
-        t.push("id", ColumnData::Str(vec!["a".into(), "b,\"c\"".into()]));
+        t.push("id", ColumnData::Str(["a", "b,\"c\""].into_iter().collect()));
+        t.push(
+            "seg",
+            ColumnData::Cat { labels: vec!["x y".into(), "z".into()], codes: vec![1, 0] },
+        );
         t.push("n", ColumnData::Int(vec![1, -2]));
         t.push("x", ColumnData::Float(vec![0.1 + 0.2, -0.0]));
         t.push("d", ColumnData::Date(vec![0, 19_782]));
@@ -316,7 +452,7 @@ mod tests {
     fn csv_quotes_and_floats() {
         assert_eq!(
             render(OutputFormat::Csv),
-            "id,n,x,d,p\na,1,0.30000000000000004,1970-01-01,true\n\"b,\"\"c\"\"\",-2,0,2024-02-29,false\n"
+            "id,seg,n,x,d,p\na,z,1,0.30000000000000004,1970-01-01,true\n\"b,\"\"c\"\"\",x y,-2,0,2024-02-29,false\n"
         );
     }
 

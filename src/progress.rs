@@ -13,6 +13,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Progress {
     quiet: bool,
     bars: bool,
+    /// `CHURN_TIMINGS=1` prints the duration of each stage, for benchmarking.
+    timings: Option<std::time::Instant>,
 }
 
 impl Progress {
@@ -20,21 +22,26 @@ impl Progress {
         Progress {
             quiet,
             bars: !quiet && std::io::stderr().is_terminal(),
+            timings: std::env::var_os("CHURN_TIMINGS").map(|_| std::time::Instant::now()),
         }
     }
 
     /// A silent instance, for tests and library use.
     pub fn silent() -> Self {
-        Progress {
-            quiet: true,
-            bars: false,
-        }
+        Progress { quiet: true, bars: false, timings: None }
     }
 
     /// A one-line message on stderr, unless `--quiet`.
     pub fn note(&self, msg: &str) {
         if !self.quiet {
             eprintln!("{msg}");
+        }
+    }
+
+    /// With `CHURN_TIMINGS` set, prints the time since start at the end of a stage.
+    pub fn stage(&self, name: &str) {
+        if let Some(t) = self.timings {
+            eprintln!("churn: timing: {name} done at {:.3}s", t.elapsed().as_secs_f64());
         }
     }
 

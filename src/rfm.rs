@@ -31,11 +31,7 @@ pub struct RfmOptions {
 
 impl Default for RfmOptions {
     fn default() -> Self {
-        RfmOptions {
-            bins: 5,
-            monetary: Monetary::Total,
-            segments: Segments::default(),
-        }
+        RfmOptions { bins: 5, monetary: Monetary::Total, segments: Segments::default() }
     }
 }
 
@@ -51,7 +47,8 @@ pub struct CustomerRfm {
     pub r_score: u32,
     pub f_score: u32,
     pub m_score: u32,
-    pub segment: String,
+    /// Index into the segment table's `names()`.
+    pub segment: u16,
 }
 
 /// Per-customer aggregates every analysis starts from.
@@ -90,17 +87,92 @@ pub fn aggregate(tx: &Transactions) -> Aggregates {
         }
     }
     if let Some(orders) = &tx.order {
-        let mut pairs: Vec<(u32, u64)> = (0..tx.len())
-            .filter(|&r| tx.amount[r] > 0.0)
-            .map(|r| (tx.customer[r], orders[r]))
-            .collect();
-        pairs.par_sort_unstable();
-        pairs.dedup();
-        for (c, _) in pairs {
-            a.purchases[c as usize] += 1;
-        }
+        let groups = group_by_customer(tx, |r| (tx.amount[r] > 0.0).then_some(orders[r]));
+        a.purchases = groups.map_groups(|orders| {
+            let mut o = orders.to_vec();
+            o.sort_unstable();
+            o.dedup();
+            o.len() as u64
+        });
     }
     a
+}
+
+/// Per-customer lists of row values, laid out contiguously (one counting-sort
+/// pass instead of a global sort or a hash map), in row order within each customer.
+pub struct Grouped<T> {
+    /// `values[offsets[c]..offsets[c + 1]]` belong to customer code `c`.
+    pub offsets: Vec<usize>,
+    pub values: Vec<T>,
+}
+
+impl<T: Copy + Send + Sync> Grouped<T> {
+    pub fn get(&self, c: usize) -> &[T] {
+        &self.values[self.offsets[c]..self.offsets[c + 1]]
+    }
+
+    /// Applies `f` to every customer's values, in parallel.
+    pub fn map_groups<U: Send>(&self, f: impl Fn(&[T]) -> U + Sync + Send) -> Vec<U> {
+        (0..self.offsets.len() - 1).into_par_iter().map(|c| f(self.get(c))).collect()
+    }
+}
+
+/// Groups `value(row)` by customer for the rows where it is `Some`.
+pub fn group_by_customer<T: Copy + Default + Send + Sync>(
+    tx: &Transactions,
+    value: impl Fn(usize) -> Option<T>,
+) -> Grouped<T> {
+    let n = tx.ids.len();
+    let mut offsets = vec![0usize; n + 1];
+    for r in 0..tx.len() {
+        if value(r).is_some() {
+            offsets[tx.customer[r] as usize + 1] += 1;
+        }
+    }
+    for c in 0..n {
+        offsets[c + 1] += offsets[c];
+    }
+    let mut fill = offsets.clone();
+    let mut values = vec![T::default(); offsets[n]];
+    for r in 0..tx.len() {
+        if let Some(v) = value(r) {
+            let c = tx.customer[r] as usize;
+            values[fill[c]] = v;
+            fill[c] += 1;
+        }
+    }
+    Grouped { offsets, values }
+}
+
+/// The k/N quantiles of unsorted values, by selection rather than a full sort;
+/// the same numbers as [`quantiles`] of the sorted values.
+pub fn quantiles_of(mut values: Vec<f64>, bins: u32) -> Vec<f64> {
+    let n = values.len();
+    if n == 0 {
+        return vec![0.0; bins.saturating_sub(1) as usize];
+    }
+    let mut done = 0; // values[..done] are the smallest, in no particular order
+    (1..bins)
+        .map(|k| {
+            let h = (n - 1) as f64 * k as f64 / bins as f64;
+            let lo = h.floor() as usize;
+            let (_, &mut a, right) =
+                values[done..].select_nth_unstable_by(lo - done, f64::total_cmp);
+            let b = right.iter().copied().min_by(f64::total_cmp).unwrap_or(a);
+            done = lo;
+            lerp(a, b, h - lo as f64)
+        })
+        .collect()
+}
+
+/// numpy's `_lerp`: exact at both ends.
+fn lerp(a: f64, b: f64, t: f64) -> f64 {
+    let diff = b - a;
+    if t >= 0.5 {
+        b - diff * (1.0 - t)
+    } else {
+        a + diff * t
+    }
 }
 
 /// The k/N quantiles (k = 1..N-1) of sorted values, numpy's linear method.
@@ -114,15 +186,7 @@ pub fn quantiles(sorted: &[f64], bins: u32) -> Vec<f64> {
             let h = (n - 1) as f64 * k as f64 / bins as f64;
             let lo = h.floor() as usize;
             let hi = (lo + 1).min(n - 1);
-            let t = h - lo as f64;
-            let (a, b) = (sorted[lo], sorted[hi]);
-            // numpy's _lerp: exact at both ends.
-            let diff = b - a;
-            if t >= 0.5 {
-                b - diff * (1.0 - t)
-            } else {
-                a + diff * t
-            }
+            lerp(sorted[lo], sorted[hi], h - lo as f64)
         })
         .collect()
 }
@@ -137,29 +201,18 @@ pub fn score_down(v: f64, cuts: &[f64]) -> u32 {
     cuts.len() as u32 + 1 - cuts.partition_point(|&q| v > q) as u32
 }
 
-fn sorted_copy(v: impl IntoParallelIterator<Item = f64>) -> Vec<f64> {
-    let mut s: Vec<f64> = v.into_par_iter().collect();
-    s.par_sort_unstable_by(f64::total_cmp);
-    s
-}
-
 /// Computes the RFM table, one row per customer with at least one purchase
-/// up to the as-of date, in customer id order.
+/// up to the as-of date, in customer id order. `segment` indexes
+/// `opts.segments.names()`.
 pub fn compute(tx: &Transactions, opts: &RfmOptions) -> Vec<CustomerRfm> {
     let agg = aggregate(tx);
-    let mut codes: Vec<u32> = (0..tx.ids.len() as u32)
-        .filter(|&c| agg.purchases[c as usize] > 0)
-        .collect();
+    let mut codes: Vec<u32> =
+        (0..tx.ids.len() as u32).filter(|&c| agg.purchases[c as usize] > 0).collect();
     sort_by_id(&mut codes, tx);
 
-    let recency: Vec<f64> = codes
-        .par_iter()
-        .map(|&c| (tx.as_of - agg.last_purchase[c as usize]) as f64)
-        .collect();
-    let frequency: Vec<f64> = codes
-        .par_iter()
-        .map(|&c| agg.purchases[c as usize] as f64)
-        .collect();
+    let recency: Vec<f64> =
+        codes.par_iter().map(|&c| (tx.as_of - agg.last_purchase[c as usize]) as f64).collect();
+    let frequency: Vec<f64> = codes.par_iter().map(|&c| agg.purchases[c as usize] as f64).collect();
     let monetary: Vec<f64> = codes
         .par_iter()
         .map(|&c| {
@@ -170,9 +223,16 @@ pub fn compute(tx: &Transactions, opts: &RfmOptions) -> Vec<CustomerRfm> {
             }
         })
         .collect();
-    let rq = quantiles(&sorted_copy(recency.par_iter().copied()), opts.bins);
-    let fq = quantiles(&sorted_copy(frequency.par_iter().copied()), opts.bins);
-    let mq = quantiles(&sorted_copy(monetary.par_iter().copied()), opts.bins);
+    let (rq, (fq, mq)) = rayon::join(
+        || quantiles_of(recency.clone(), opts.bins),
+        || {
+            rayon::join(
+                || quantiles_of(frequency.clone(), opts.bins),
+                || quantiles_of(monetary.clone(), opts.bins),
+            )
+        },
+    );
+    let segment_of = SegmentLookup::new(&opts.segments, opts.bins);
 
     codes
         .par_iter()
@@ -192,13 +252,37 @@ pub fn compute(tx: &Transactions, opts: &RfmOptions) -> Vec<CustomerRfm> {
                 r_score,
                 f_score,
                 m_score,
-                segment: opts
-                    .segments
-                    .classify(r_score, f_score, m_score, opts.bins)
-                    .to_string(),
+                segment: segment_of.get(r_score, f_score, m_score),
             }
         })
         .collect()
+}
+
+/// The segment of every score triple, computed once.
+struct SegmentLookup {
+    bins: u32,
+    index: Vec<u16>,
+}
+
+impl SegmentLookup {
+    fn new(segments: &Segments, bins: u32) -> Self {
+        let names = segments.names();
+        let mut index = Vec::with_capacity((bins * bins * bins) as usize);
+        for r in 1..=bins {
+            for f in 1..=bins {
+                for m in 1..=bins {
+                    let name = segments.classify(r, f, m, bins);
+                    index.push(names.iter().position(|n| n == name).unwrap_or(0) as u16);
+                }
+            }
+        }
+        SegmentLookup { bins, index }
+    }
+
+    fn get(&self, r: u32, f: u32, m: u32) -> u16 {
+        let n = self.bins;
+        self.index[((r - 1) * n * n + (f - 1) * n + (m - 1)) as usize]
+    }
 }
 
 /// Sorts customer codes by their ids: numerically when every id is a plain
@@ -206,15 +290,38 @@ pub fn compute(tx: &Transactions, opts: &RfmOptions) -> Vec<CustomerRfm> {
 pub fn sort_by_id(codes: &mut [u32], tx: &Transactions) {
     let numeric = codes.par_iter().all(|&c| {
         let b = tx.ids.get_bytes(c);
-        !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b.len() == 1 || b[0] != b'0')
+        !b.is_empty()
+            && b.len() <= 19
+            && b.iter().all(u8::is_ascii_digit)
+            && (b.len() == 1 || b[0] != b'0')
     });
-    if numeric {
-        codes.par_sort_unstable_by(|&a, &b| {
-            let (x, y) = (tx.ids.get_bytes(a), tx.ids.get_bytes(b));
-            x.len().cmp(&y.len()).then_with(|| x.cmp(y))
-        });
-    } else {
-        codes.par_sort_unstable_by(|&a, &b| tx.ids.get_bytes(a).cmp(tx.ids.get_bytes(b)));
+    // Sort (key, code) pairs: the key orders most pairs without touching the ids.
+    let mut keyed: Vec<(u64, u32)> = codes
+        .par_iter()
+        .map(|&c| {
+            let b = tx.ids.get_bytes(c);
+            let key = if numeric {
+                b.iter().fold(0u64, |v, &d| v * 10 + (d - b'0') as u64)
+            } else {
+                let mut k = [0u8; 8];
+                let n = b.len().min(8);
+                k[..n].copy_from_slice(&b[..n]);
+                u64::from_be_bytes(k)
+            };
+            (key, c)
+        })
+        .collect();
+    keyed.par_sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| {
+            if numeric {
+                std::cmp::Ordering::Equal
+            } else {
+                tx.ids.get_bytes(a.1).cmp(tx.ids.get_bytes(b.1))
+            }
+        })
+    });
+    for (slot, (_, c)) in codes.iter_mut().zip(keyed) {
+        *slot = c;
     }
 }
 
@@ -249,15 +356,10 @@ mod tests {
     #[test]
     fn scores_by_hand() {
         let q = quantiles(&[1.0, 2.0, 3.0, 4.0, 10.0], 5); // 1.8 2.6 3.4 5.2
-        let up: Vec<u32> = [1.0, 2.0, 3.0, 4.0, 10.0]
-            .iter()
-            .map(|&v| score_up(v, &q))
-            .collect();
+        let up: Vec<u32> = [1.0, 2.0, 3.0, 4.0, 10.0].iter().map(|&v| score_up(v, &q)).collect();
         assert_eq!(up, vec![1, 2, 3, 4, 5]);
-        let down: Vec<u32> = [1.0, 2.0, 3.0, 4.0, 10.0]
-            .iter()
-            .map(|&v| score_down(v, &q))
-            .collect();
+        let down: Vec<u32> =
+            [1.0, 2.0, 3.0, 4.0, 10.0].iter().map(|&v| score_down(v, &q)).collect();
         assert_eq!(down, vec![5, 4, 3, 2, 1]);
         // All equal: every value gets the lowest "up" score and the highest "down" score.
         let q = quantiles(&[3.0; 4], 5);
@@ -272,6 +374,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn selection_quantiles_equal_sorted_quantiles(
+            values in prop::collection::vec(prop_oneof![-1e6f64..1e6, (0u8..5).prop_map(f64::from)], 1..300),
+            bins in 2u32..12,
+        ) {
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            prop_assert_eq!(quantiles_of(values, bins), quantiles(&sorted, bins));
+        }
+
         #[test]
         fn scores_are_monotone_bounded_and_tie_consistent(
             values in prop::collection::vec(-1e6f64..1e6, 1..200),

@@ -39,12 +39,7 @@ pub struct Segments {
 
 impl Default for Segments {
     fn default() -> Self {
-        let rule = |name: &str, r, f, m| Rule {
-            name: name.into(),
-            r,
-            f,
-            m,
-        };
+        let rule = |name: &str, r, f, m| Rule { name: name.into(), r, f, m };
         Segments {
             rules: vec![
                 rule("Champions", (5, 5), (5, 5), (5, 5)),
@@ -67,17 +62,10 @@ impl Segments {
     /// The segment for scores on a 1..=bins scale.
     pub fn classify(&self, r: u32, f: u32, m: u32, bins: u32) -> &str {
         let (r, f, m) = match self.scale {
-            Some(s) if s != bins => (
-                rescale(r, bins, s),
-                rescale(f, bins, s),
-                rescale(m, bins, s),
-            ),
+            Some(s) if s != bins => (rescale(r, bins, s), rescale(f, bins, s), rescale(m, bins, s)),
             _ => (r, f, m),
         };
-        self.rules
-            .iter()
-            .find(|rule| rule.matches(r, f, m))
-            .map_or(OTHERS, |rule| &rule.name)
+        self.rules.iter().find(|rule| rule.matches(r, f, m)).map_or(OTHERS, |rule| &rule.name)
     }
 
     /// Every name a customer can get, in table order, then Others.
@@ -98,15 +86,9 @@ impl Segments {
     pub fn from_file(path: &Path, bins: u32) -> Result<Segments> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read segment rules {}", path.display()))?;
-        let is_toml = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
-        let rules = if is_toml {
-            parse_toml(&text, bins)
-        } else {
-            parse_csv(&text, bins)
-        }
-        .with_context(|| format!("in segment rules {}", path.display()))?;
+        let is_toml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
+        let rules = if is_toml { parse_toml(&text, bins) } else { parse_csv(&text, bins) }
+            .with_context(|| format!("in segment rules {}", path.display()))?;
         if rules.is_empty() {
             bail!("segment rules {} define no segment", path.display());
         }
@@ -123,9 +105,7 @@ fn rescale(s: u32, from: u32, to: u32) -> u32 {
 
 fn check_range(what: &str, lo: i64, hi: i64, bins: u32) -> Result<(u32, u32), String> {
     if lo < 1 || hi > bins as i64 || lo > hi {
-        return Err(format!(
-            "{what} range {lo}..{hi} must satisfy 1 <= min <= max <= {bins}"
-        ));
+        return Err(format!("{what} range {lo}..{hi} must satisfy 1 <= min <= max <= {bins}"));
     }
     Ok((lo as u32, hi as u32))
 }
@@ -142,10 +122,7 @@ fn parse_csv(text: &str, bins: u32) -> Result<Vec<Rule>> {
         .iter()
         .map(|w| {
             header.iter().position(|h| h == w).with_context(|| {
-                format!(
-                    "line 1: missing column '{w}'; expected columns {}",
-                    want.join(",")
-                )
+                format!("line 1: missing column '{w}'; expected columns {}", want.join(","))
             })
         })
         .collect::<Result<_>>()?;
@@ -166,12 +143,7 @@ fn parse_csv(text: &str, bins: u32) -> Result<Vec<Rule>> {
             check_range(what, num(a)?, num(a + 1)?, bins)
                 .map_err(|e| anyhow::anyhow!("line {line}: {e}"))
         };
-        rules.push(Rule {
-            name,
-            r: range("R", 1)?,
-            f: range("F", 3)?,
-            m: range("M", 5)?,
-        });
+        rules.push(Rule { name, r: range("R", 1)?, f: range("F", 3)?, m: range("M", 5)? });
     }
     Ok(rules)
 }
@@ -218,11 +190,7 @@ fn parse_toml(text: &str, bins: u32) -> Result<Vec<Rule>> {
 }
 
 fn line_of(text: &str, byte: usize) -> usize {
-    text[..byte.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
+    text[..byte.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
 #[cfg(test)]
@@ -247,10 +215,7 @@ mod tests {
         // 3-bin scores are mapped onto the 5-point table: 3 -> 5, 1 -> 1.
         assert_eq!(s.classify(3, 3, 3, 3), "Champions");
         assert_eq!(s.classify(1, 1, 1, 3), "Lost");
-        assert_eq!(
-            (1..=3).map(|x| rescale(x, 3, 5)).collect::<Vec<_>>(),
-            vec![1, 3, 5]
-        );
+        assert_eq!((1..=3).map(|x| rescale(x, 3, 5)).collect::<Vec<_>>(), vec![1, 3, 5]);
         assert_eq!(
             (1..=10).map(|x| rescale(x, 10, 5)).collect::<Vec<_>>(),
             vec![1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
@@ -259,20 +224,9 @@ mod tests {
 
     #[test]
     fn csv_rules_and_errors() {
-        let r = parse_csv(
-            "name,r_min,r_max,f_min,f_max,m_min,m_max\nVIP,4,5,4,5,1,5\n",
-            5,
-        )
-        .unwrap();
-        assert_eq!(
-            r[0],
-            Rule {
-                name: "VIP".into(),
-                r: (4, 5),
-                f: (4, 5),
-                m: (1, 5)
-            }
-        );
+        let r =
+            parse_csv("name,r_min,r_max,f_min,f_max,m_min,m_max\nVIP,4,5,4,5,1,5\n", 5).unwrap();
+        assert_eq!(r[0], Rule { name: "VIP".into(), r: (4, 5), f: (4, 5), m: (1, 5) });
         let e = parse_csv(
             "name,r_min,r_max,f_min,f_max,m_min,m_max\nA,1,5,1,5,1,5\nB,3,2,1,5,1,5\n",
             5,
@@ -280,12 +234,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("line 3:"), "{e}");
-        let e = parse_csv(
-            "name,r_min,r_max,f_min,f_max,m_min,m_max\nA,1,x,1,5,1,5\n",
-            5,
-        )
-        .unwrap_err()
-        .to_string();
+        let e = parse_csv("name,r_min,r_max,f_min,f_max,m_min,m_max\nA,1,x,1,5,1,5\n", 5)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2") && e.contains("'x'"), "{e}");
     }
 

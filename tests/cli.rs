@@ -13,9 +13,7 @@ fn churn() -> Command {
 }
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
 }
 
 fn stdout_of(args: &[&str]) -> String {
@@ -30,9 +28,7 @@ fn stdout_of(args: &[&str]) -> String {
 
 fn rows(csv: &str) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_reader(csv.as_bytes());
-    r.records()
-        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
-        .collect()
+    r.records().map(|rec| rec.unwrap().iter().map(str::to_string).collect()).collect()
 }
 
 const HEADER: &str =
@@ -65,12 +61,8 @@ fn rfm_matches_hand_computation() {
         .assert()
         .success()
         .stdout(hand_expected())
-        .stderr(predicate::str::contains(
-            "skipped 1 row (blank customer id: 1)",
-        ))
-        .stderr(predicate::str::contains(
-            "ignored 1 row after the as-of date",
-        ))
+        .stderr(predicate::str::contains("skipped 1 row (blank customer id: 1)"))
+        .stderr(predicate::str::contains("ignored 1 row after the as-of date"))
         .stderr(predicate::str::contains("order='order_id'"));
 }
 
@@ -80,24 +72,10 @@ fn returns_policies_and_monetary_mean() {
     let h = hand.to_str().unwrap();
     let net = rows(&stdout_of(&["rfm", h, "--as-of", "2024-03-31"]));
     assert_eq!(net[0][5], "145");
-    let dropped = rows(&stdout_of(&[
-        "rfm",
-        h,
-        "--as-of",
-        "2024-03-31",
-        "--returns",
-        "drop",
-    ]));
+    let dropped = rows(&stdout_of(&["rfm", h, "--as-of", "2024-03-31", "--returns", "drop"]));
     assert_eq!(dropped[0][5], "175");
     assert_eq!(dropped[0][4], "2", "a return is never a purchase");
-    let mean = rows(&stdout_of(&[
-        "rfm",
-        h,
-        "--as-of",
-        "2024-03-31",
-        "--monetary",
-        "mean",
-    ]));
+    let mean = rows(&stdout_of(&["rfm", h, "--as-of", "2024-03-31", "--monetary", "mean"]));
     assert_eq!(mean[0][5], "72.5");
     assert_eq!(mean[2][5], "200");
 }
@@ -118,10 +96,7 @@ fn line_item_export_uci_layout() {
     let r = rows(&out);
     assert_eq!(r.len(), 2);
     // 14527: a cancellation C536379 of -27.50 and an order of 2 x 4.95, month-first dates.
-    assert_eq!(
-        &r[0][..6],
-        ["14527", "2010-12-13", "2010-12-13", "0", "1", "-17.6"]
-    );
+    assert_eq!(&r[0][..6], ["14527", "2010-12-13", "2010-12-13", "0", "1", "-17.6"]);
     // 17850: invoices 536365 (two lines) and 536366: 6x2.55 + 6x3.39 + 6x1.85.
     assert_eq!(&r[1][..5], ["17850", "2010-12-01", "2010-12-01", "12", "2"]);
     let m: f64 = r[1][5].parse().unwrap();
@@ -148,33 +123,10 @@ fn line_item_export_uci_layout() {
 
 #[test]
 fn shopify_layout_with_offsets_in_utc_days() {
-    let r = rows(&stdout_of(&[
-        "rfm",
-        data("shopify_orders.csv").to_str().unwrap(),
-    ]));
+    let r = rows(&stdout_of(&["rfm", data("shopify_orders.csv").to_str().unwrap()]));
     // 2024-01-31 23:30 -05:00 is 2024-02-01 UTC; 2024-03-01T01:00+02:00 is 2024-02-29 UTC.
-    assert_eq!(
-        &r[0][..6],
-        [
-            "ann@example.com",
-            "2024-02-01",
-            "2024-02-29",
-            "5",
-            "2",
-            "120"
-        ]
-    );
-    assert_eq!(
-        &r[1][..6],
-        [
-            "bob@example.com",
-            "2024-02-01",
-            "2024-02-01",
-            "33",
-            "1",
-            "35.5"
-        ]
-    );
+    assert_eq!(&r[0][..6], ["ann@example.com", "2024-02-01", "2024-02-29", "5", "2", "120"]);
+    assert_eq!(&r[1][..6], ["bob@example.com", "2024-02-01", "2024-02-01", "33", "1", "35.5"]);
 }
 
 #[test]
@@ -197,10 +149,7 @@ fn delimiter_day_first_and_flags() {
         "--amount",
         "Betrag",
     ]));
-    assert_eq!(
-        &r[0][..6],
-        ["K1", "2024-04-03", "2024-04-15", "0", "2", "30.5"]
-    );
+    assert_eq!(&r[0][..6], ["K1", "2024-04-03", "2024-04-15", "0", "2", "30.5"]);
     assert_eq!(&r[1][..4], ["K2", "2024-02-01", "2024-02-01", "74"]);
 }
 
@@ -209,10 +158,7 @@ fn compact_dates_tsv_bom_and_crlf() {
     let r = rows(&stdout_of(&["rfm", data("compact.tsv").to_str().unwrap()]));
     assert_eq!(&r[0][..6], ["x", "2024-01-01", "2024-01-02", "0", "2", "3"]);
     let r = rows(&stdout_of(&["rfm", data("bom_crlf.csv").to_str().unwrap()]));
-    assert_eq!(
-        &r[0][..6],
-        ["A", "2024-01-01", "2024-01-03", "0", "2", "12"]
-    );
+    assert_eq!(&r[0][..6], ["A", "2024-01-01", "2024-01-03", "0", "2", "12"]);
 }
 
 #[test]
@@ -227,10 +173,7 @@ fn gzip_stdin_and_multiple_files_agree() {
     enc.write_all(text.as_bytes()).unwrap();
     enc.finish().unwrap();
     let expected = hand_expected();
-    assert_eq!(
-        stdout_of(&["rfm", gz.to_str().unwrap(), "--as-of", "2024-03-31"]),
-        expected
-    );
+    assert_eq!(stdout_of(&["rfm", gz.to_str().unwrap(), "--as-of", "2024-03-31"]), expected);
 
     churn()
         .args(["rfm", "-", "--as-of", "2024-03-31"])
@@ -238,23 +181,14 @@ fn gzip_stdin_and_multiple_files_agree() {
         .assert()
         .success()
         .stdout(expected.clone());
-    churn()
-        .args(["rfm", "--as-of", "2024-03-31"])
-        .write_stdin(text.clone())
-        .assert()
-        .success();
+    churn().args(["rfm", "--as-of", "2024-03-31"]).write_stdin(text.clone()).assert().success();
 
     let lines: Vec<&str> = text.lines().collect();
     let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
     std::fs::write(&a, lines[..6].join("\n") + "\n").unwrap();
     std::fs::write(&b, format!("{}\n{}\n", lines[0], lines[6..].join("\n"))).unwrap();
-    let both = stdout_of(&[
-        "rfm",
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        "--as-of",
-        "2024-03-31",
-    ]);
+    let both =
+        stdout_of(&["rfm", a.to_str().unwrap(), b.to_str().unwrap(), "--as-of", "2024-03-31"]);
     assert_eq!(both, expected);
 }
 
@@ -268,27 +202,19 @@ fn parquet_input_agrees_with_csv() {
     let recs = rows(&text);
     let cust: Vec<&str> = recs.iter().map(|r| r[0].as_str()).collect();
     let order: Vec<i64> = recs.iter().map(|r| r[1].parse().unwrap()).collect();
-    let days: Vec<i32> = recs
-        .iter()
-        .map(|r| churn::dates::parse_ymd(&r[2]).unwrap())
-        .collect();
+    let days: Vec<i32> = recs.iter().map(|r| churn::dates::parse_ymd(&r[2]).unwrap()).collect();
     let amount: Vec<f64> = recs.iter().map(|r| r[3].parse().unwrap()).collect();
     let mut df = DataFrame::new(
         recs.len(),
         vec![
             Series::new("customer_id".into(), cust).into(),
             Series::new("order_id".into(), order).into(),
-            Int32Chunked::from_vec("date".into(), days)
-                .into_date()
-                .into_series()
-                .into(),
+            Int32Chunked::from_vec("date".into(), days).into_date().into_series().into(),
             Series::new("amount".into(), amount).into(),
         ],
     )
     .unwrap();
-    ParquetWriter::new(std::fs::File::create(&path).unwrap())
-        .finish(&mut df)
-        .unwrap();
+    ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut df).unwrap();
     assert_eq!(
         stdout_of(&["rfm", path.to_str().unwrap(), "--as-of", "2024-03-31"]),
         hand_expected()
@@ -302,39 +228,19 @@ fn bad_inputs_fail_with_clear_messages_and_no_output() {
     let o = out.to_str().unwrap();
     let cases: &[(&str, &[&str], &str)] = &[
         ("no_customer.csv", &[], "no customer column found in"),
-        (
-            "no_customer.csv",
-            &[],
-            "'who', 'when_', 'amount'; pass --customer COLUMN",
-        ),
-        (
-            "bad_date.csv",
-            &[],
-            "bad_date.csv line 3, column 'date': '2024-13-45' is not a date",
-        ),
+        ("no_customer.csv", &[], "'who', 'when_', 'amount'; pass --customer COLUMN"),
+        ("bad_date.csv", &[], "bad_date.csv line 3, column 'date': '2024-13-45' is not a date"),
         ("bad_date.csv", &[], "--skip-invalid"),
         (
             "bad_amount.csv",
             &[],
             "bad_amount.csv line 3, column 'amount': '$6.00' is not a plain decimal number",
         ),
-        (
-            "ambiguous_dates.csv",
-            &[],
-            "fit both day-first and month-first",
-        ),
+        ("ambiguous_dates.csv", &[], "fit both day-first and month-first"),
         ("ambiguous_dates.csv", &[], "--date-format '%d/%m/%Y'"),
         ("empty.csv", &[], "empty.csv is empty"),
-        (
-            "header_only.csv",
-            &[],
-            "header_only.csv has a header but no data rows",
-        ),
-        (
-            "blank_customers.csv",
-            &[],
-            "all 2 rows were skipped (blank customer id: 2)",
-        ),
+        ("header_only.csv", &[], "header_only.csv has a header but no data rows"),
+        ("blank_customers.csv", &[], "all 2 rows were skipped (blank customer id: 2)"),
     ];
     for (file, extra, msg) in cases {
         let f = data(file);
@@ -351,10 +257,7 @@ fn bad_inputs_fail_with_clear_messages_and_no_output() {
     }
     // A failed run leaves an existing output untouched, and no temporary files.
     std::fs::write(&out, "previous").unwrap();
-    churn()
-        .args(["rfm", data("bad_date.csv").to_str().unwrap(), "-o", o])
-        .assert()
-        .code(1);
+    churn().args(["rfm", data("bad_date.csv").to_str().unwrap(), "-o", o]).assert().code(1);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "previous");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
@@ -362,33 +265,18 @@ fn bad_inputs_fail_with_clear_messages_and_no_output() {
 #[test]
 fn skip_invalid_counts_rows() {
     churn()
-        .args([
-            "rfm",
-            data("bad_date.csv").to_str().unwrap(),
-            "--skip-invalid",
-        ])
+        .args(["rfm", data("bad_date.csv").to_str().unwrap(), "--skip-invalid"])
         .assert()
         .success()
         .stdout(predicate::str::contains("\nA,").and(predicate::str::contains("\nC,")))
-        .stderr(predicate::str::contains(
-            "skipped 1 row (unparseable date: 1)",
-        ));
+        .stderr(predicate::str::contains("skipped 1 row (unparseable date: 1)"));
     churn()
-        .args([
-            "rfm",
-            data("bad_amount.csv").to_str().unwrap(),
-            "--skip-invalid",
-        ])
+        .args(["rfm", data("bad_amount.csv").to_str().unwrap(), "--skip-invalid"])
         .assert()
         .success()
         .stderr(predicate::str::contains("unparseable amount: 1"));
     churn()
-        .args([
-            "rfm",
-            data("ambiguous_dates.csv").to_str().unwrap(),
-            "--date-format",
-            "%d/%m/%Y",
-        ])
+        .args(["rfm", data("ambiguous_dates.csv").to_str().unwrap(), "--date-format", "%d/%m/%Y"])
         .assert()
         .success()
         .stdout(predicate::str::contains("A,2024-02-01"));
@@ -396,31 +284,14 @@ fn skip_invalid_counts_rows() {
 
 #[test]
 fn usage_errors_exit_2() {
-    churn()
-        .args(["rfm", "--as-of", "2024-13-01"])
-        .assert()
-        .code(2);
+    churn().args(["rfm", "--as-of", "2024-13-01"]).assert().code(2);
     churn().args(["rfm", "--no-such-flag"]).assert().code(2);
     churn()
-        .args([
-            "rfm",
-            "x.csv",
-            "--amount",
-            "a",
-            "--quantity",
-            "q",
-            "--price",
-            "p",
-        ])
+        .args(["rfm", "x.csv", "--amount", "a", "--quantity", "q", "--price", "p"])
         .assert()
         .code(2);
     churn()
-        .args([
-            "rfm",
-            data("hand.csv").to_str().unwrap(),
-            "--date-format",
-            "%Y-%m",
-        ])
+        .args(["rfm", data("hand.csv").to_str().unwrap(), "--date-format", "%Y-%m"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("no day of month"));
@@ -442,35 +313,15 @@ fn output_formats_read_back() {
     let hand = data("hand.csv");
     let h = hand.to_str().unwrap();
     let p = |name: &str| dir.path().join(name);
-    for name in [
-        "r.csv",
-        "r.tsv",
-        "r.json",
-        "r.ndjson",
-        "r.jsonl",
-        "r.parquet",
-    ] {
+    for name in ["r.csv", "r.tsv", "r.json", "r.ndjson", "r.jsonl", "r.parquet"] {
         churn()
-            .args([
-                "rfm",
-                h,
-                "--as-of",
-                "2024-03-31",
-                "-o",
-                p(name).to_str().unwrap(),
-            ])
+            .args(["rfm", h, "--as-of", "2024-03-31", "-o", p(name).to_str().unwrap()])
             .assert()
             .success()
             .stdout("");
     }
-    assert_eq!(
-        std::fs::read_to_string(p("r.csv")).unwrap(),
-        hand_expected()
-    );
-    assert_eq!(
-        std::fs::read_to_string(p("r.tsv")).unwrap(),
-        hand_expected().replace(',', "\t")
-    );
+    assert_eq!(std::fs::read_to_string(p("r.csv")).unwrap(), hand_expected());
+    assert_eq!(std::fs::read_to_string(p("r.tsv")).unwrap(), hand_expected().replace(',', "\t"));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p("r.json")).unwrap()).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 4);
@@ -484,36 +335,15 @@ fn output_formats_read_back() {
     assert_eq!(nd, std::fs::read_to_string(p("r.jsonl")).unwrap());
 
     use polars::prelude::*;
-    let df = ParquetReader::new(std::fs::File::open(p("r.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let df = ParquetReader::new(std::fs::File::open(p("r.parquet")).unwrap()).finish().unwrap();
     assert_eq!(df.height(), 4);
-    assert_eq!(
-        df.column("frequency").unwrap().i64().unwrap().get(2),
-        Some(3)
-    );
-    assert_eq!(
-        df.column("monetary").unwrap().f64().unwrap().get(0),
-        Some(145.0)
-    );
-    assert_eq!(
-        df.column("segment").unwrap().str().unwrap().get(0),
-        Some("Can't Lose Them")
-    );
-    assert_eq!(
-        df.column("first_purchase").unwrap().dtype(),
-        &DataType::Date
-    );
+    assert_eq!(df.column("frequency").unwrap().i64().unwrap().get(2), Some(3));
+    assert_eq!(df.column("monetary").unwrap().f64().unwrap().get(0), Some(145.0));
+    assert_eq!(df.column("segment").unwrap().str().unwrap().get(0), Some("Can't Lose Them"));
+    assert_eq!(df.column("first_purchase").unwrap().dtype(), &DataType::Date);
 
     // --output-format overrides; stdout can carry JSON too.
-    let j = stdout_of(&[
-        "rfm",
-        h,
-        "--as-of",
-        "2024-03-31",
-        "--output-format",
-        "ndjson",
-    ]);
+    let j = stdout_of(&["rfm", h, "--as-of", "2024-03-31", "--output-format", "ndjson"]);
     assert_eq!(j, nd);
 }
 
@@ -521,17 +351,11 @@ fn output_formats_read_back() {
 fn output_is_deterministic_and_quiet_is_quiet() {
     let s = data("sample.csv");
     let a = churn().args(["rfm", s.to_str().unwrap()]).output().unwrap();
-    let b = churn()
-        .args(["rfm", s.to_str().unwrap(), "--quiet"])
-        .output()
-        .unwrap();
+    let b = churn().args(["rfm", s.to_str().unwrap(), "--quiet"]).output().unwrap();
     assert!(a.status.success() && b.status.success());
     assert_eq!(a.stdout, b.stdout);
     assert!(b.stderr.is_empty());
-    assert!(
-        a.stdout.len() > 100_000,
-        "sample output should exceed a pipe buffer"
-    );
+    assert!(a.stdout.len() > 100_000, "sample output should exceed a pipe buffer");
 }
 
 #[test]
@@ -543,20 +367,11 @@ fn broken_pipe_exits_quietly() {
         .spawn()
         .unwrap();
     let mut first = [0u8; 16];
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut first)
-        .unwrap();
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -579,12 +394,7 @@ fn custom_segments() {
     )
     .unwrap();
     churn()
-        .args([
-            "rfm",
-            data("hand.csv").to_str().unwrap(),
-            "--segments",
-            bad.to_str().unwrap(),
-        ])
+        .args(["rfm", data("hand.csv").to_str().unwrap(), "--segments", bad.to_str().unwrap()])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("line 3"));
@@ -645,9 +455,5 @@ fn help_has_examples_and_version_prints() {
         .assert()
         .success()
         .stdout(predicate::str::contains("Examples:"));
-    churn()
-        .arg("--version")
-        .assert()
-        .success()
-        .stdout(predicate::str::starts_with("churn "));
+    churn().arg("--version").assert().success().stdout(predicate::str::starts_with("churn "));
 }

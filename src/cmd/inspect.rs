@@ -68,11 +68,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     opts.count_duplicates = true;
     let (tx, report) = input::load(&opts, progress)?;
     let p = profile(&tx, &report);
-    let text = if args.json {
-        serde_json::to_string_pretty(&p)? + "\n"
-    } else {
-        human(&p)
-    };
+    let text = if args.json { serde_json::to_string_pretty(&p)? + "\n" } else { human(&p) };
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
@@ -96,14 +92,7 @@ pub fn profile(tx: &Transactions, report: &LoadReport) -> Profile {
         seen[c as usize] = true;
     }
     Profile {
-        files: report
-            .files
-            .iter()
-            .map(|(f, r)| FileRows {
-                file: f.clone(),
-                rows: *r,
-            })
-            .collect(),
+        files: report.files.iter().map(|(f, r)| FileRows { file: f.clone(), rows: *r }).collect(),
         rows: report.rows,
         columns: report.mapping.clone(),
         date_layout: report.date_layout.clone(),
@@ -119,12 +108,7 @@ pub fn profile(tx: &Transactions, report: &LoadReport) -> Profile {
         returns: tx.amount.iter().filter(|&&a| a < 0.0).count() as u64 + report.returns_dropped,
         returns_dropped: report.returns_dropped,
         zero_amount_rows: tx.amount.iter().filter(|&&a| a == 0.0).count() as u64,
-        skipped: report
-            .skipped
-            .by_reason()
-            .into_iter()
-            .map(|(r, n)| (r.to_string(), n))
-            .collect(),
+        skipped: report.skipped.by_reason().into_iter().map(|(r, n)| (r.to_string(), n)).collect(),
         duplicate_rows: report.duplicates.unwrap_or(0),
         amount_min: amounts.first().copied().unwrap_or(0.0),
         amount_median: median,
@@ -152,15 +136,7 @@ fn human(p: &Profile) -> String {
     );
     line(
         "as of",
-        format!(
-            "{}{}",
-            p.as_of,
-            if p.as_of_from_data {
-                " (latest transaction)"
-            } else {
-                ""
-            }
-        ),
+        format!("{}{}", p.as_of, if p.as_of_from_data { " (latest transaction)" } else { "" }),
     );
     line("rows after as-of", thousands(p.rows_after_as_of));
     line("rows used", thousands(p.rows_used));

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use crate::cli::{check_not_overwriting_input, InputArgs, OutputArgs};
 use crate::input::{self, Transactions};
-use crate::output::{self, ColumnData, Table};
+use crate::output::{self, ColumnData, Strings, Table};
 use crate::progress::Progress;
 use crate::rfm::{self, CustomerRfm, Monetary, RfmOptions};
 use crate::segments::Segments;
@@ -54,81 +54,52 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         Some(p) => Segments::from_file(p, args.bins)?,
         None => Segments::default(),
     };
-    let opts = RfmOptions {
-        bins: args.bins,
-        monetary: args.monetary,
-        segments,
-    };
+    let opts = RfmOptions { bins: args.bins, monetary: args.monetary, segments };
     let (tx, report) = input::load(&args.input.load_options(), progress)?;
-    progress.note(&format!(
-        "columns: {}; dates: {}",
-        report.mapping, report.date_layout
-    ));
+    progress.stage("load");
+    progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
     let spinner = progress.spinner("computing RFM");
     let rows = rfm::compute(&tx, &opts);
     spinner.finish_and_clear();
+    progress.stage("rfm");
     progress.note(&format!(
         "{}; as of {}",
         report.summary(rows.len()),
         input::day_string(tx.as_of)
     ));
-    output::write_table(&table(&rows, &tx, args.bins), &target)
+    let table = table(&rows, &tx, &opts);
+    progress.stage("table");
+    output::write_table(&table, &target)?;
+    progress.stage("write");
+    Ok(())
 }
 
 /// The RFM rows as an output table.
-pub fn table(rows: &[CustomerRfm], tx: &Transactions, bins: u32) -> Table {
+pub fn table(rows: &[CustomerRfm], tx: &Transactions, opts: &RfmOptions) -> Table {
+    let mut ids = Strings::with_capacity(rows.len(), rows.len() * 8);
+    let mut scores = Strings::with_capacity(rows.len(), rows.len() * 3);
+    for r in rows {
+        ids.push(&tx.ids.get(r.customer));
+        scores.push(&rfm::rfm_score(r.r_score, r.f_score, r.m_score, opts.bins));
+    }
+    let int = |f: fn(&CustomerRfm) -> i64| ColumnData::Int(rows.iter().map(f).collect());
     let mut t = Table::new();
-    t.push(
-        "customer_id",
-        ColumnData::Str(
-            rows.iter()
-                .map(|r| tx.ids.get(r.customer).into_owned())
-                .collect(),
-        ),
-    );
-    t.push(
-        "first_purchase",
-        ColumnData::Date(rows.iter().map(|r| r.first_purchase).collect()),
-    );
-    t.push(
-        "last_purchase",
-        ColumnData::Date(rows.iter().map(|r| r.last_purchase).collect()),
-    );
-    t.push(
-        "recency_days",
-        ColumnData::Int(rows.iter().map(|r| r.recency_days).collect()),
-    );
-    t.push(
-        "frequency",
-        ColumnData::Int(rows.iter().map(|r| r.frequency as i64).collect()),
-    );
-    t.push(
-        "monetary",
-        ColumnData::Float(rows.iter().map(|r| r.monetary).collect()),
-    );
-    t.push(
-        "r_score",
-        ColumnData::Int(rows.iter().map(|r| r.r_score as i64).collect()),
-    );
-    t.push(
-        "f_score",
-        ColumnData::Int(rows.iter().map(|r| r.f_score as i64).collect()),
-    );
-    t.push(
-        "m_score",
-        ColumnData::Int(rows.iter().map(|r| r.m_score as i64).collect()),
-    );
-    t.push(
-        "rfm_score",
-        ColumnData::Str(
-            rows.iter()
-                .map(|r| rfm::rfm_score(r.r_score, r.f_score, r.m_score, bins))
-                .collect(),
-        ),
-    );
+    t.push("customer_id", ColumnData::Str(ids));
+    t.push("first_purchase", ColumnData::Date(rows.iter().map(|r| r.first_purchase).collect()));
+    t.push("last_purchase", ColumnData::Date(rows.iter().map(|r| r.last_purchase).collect()));
+    t.push("recency_days", int(|r| r.recency_days));
+    t.push("frequency", int(|r| r.frequency as i64));
+    t.push("monetary", ColumnData::Float(rows.iter().map(|r| r.monetary).collect()));
+    t.push("r_score", int(|r| r.r_score as i64));
+    t.push("f_score", int(|r| r.f_score as i64));
+    t.push("m_score", int(|r| r.m_score as i64));
+    t.push("rfm_score", ColumnData::Str(scores));
     t.push(
         "segment",
-        ColumnData::Str(rows.iter().map(|r| r.segment.clone()).collect()),
+        ColumnData::Cat {
+            labels: opts.segments.names(),
+            codes: rows.iter().map(|r| r.segment).collect(),
+        },
     );
     t
 }

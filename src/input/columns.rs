@@ -73,10 +73,9 @@ impl Mapping {
             date: find(self.date)?,
             amount: match self.amount {
                 AmountColumns::Amount(a) => AmountColumns::Amount(find(a)?),
-                AmountColumns::QuantityPrice { quantity, price } => AmountColumns::QuantityPrice {
-                    quantity: find(quantity)?,
-                    price: find(price)?,
-                },
+                AmountColumns::QuantityPrice { quantity, price } => {
+                    AmountColumns::QuantityPrice { quantity: find(quantity)?, price: find(price)? }
+                }
             },
             order: self.order.map(find).transpose()?,
             header: header.to_vec(),
@@ -86,20 +85,12 @@ impl Mapping {
 
 impl fmt::Display for Mapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "customer='{}', date='{}', ",
-            self.name(self.customer),
-            self.name(self.date)
-        )?;
+        write!(f, "customer='{}', date='{}', ", self.name(self.customer), self.name(self.date))?;
         match self.amount {
             AmountColumns::Amount(a) => write!(f, "amount='{}'", self.name(a))?,
-            AmountColumns::QuantityPrice { quantity, price } => write!(
-                f,
-                "amount='{}' x '{}'",
-                self.name(quantity),
-                self.name(price)
-            )?,
+            AmountColumns::QuantityPrice { quantity, price } => {
+                write!(f, "amount='{}' x '{}'", self.name(quantity), self.name(price))?
+            }
         }
         if let Some(o) = self.order {
             write!(f, ", order='{}'", self.name(o))?;
@@ -182,18 +173,11 @@ const ORDER: &[&str] = &[
 
 /// Lowercase letters and digits only: "Customer ID" and customer_id are both `customerid`.
 pub fn normalize(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
+    name.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
 fn list(header: &[String]) -> String {
-    header
-        .iter()
-        .map(|h| format!("'{h}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    header.iter().map(|h| format!("'{h}'")).collect::<Vec<_>>().join(", ")
 }
 
 enum Found {
@@ -277,13 +261,7 @@ pub fn resolve(header: &[String], flags: &ColumnFlags, file: &str) -> Result<Map
     };
     let order = pick(&flags.order, "--order", "order", ORDER, false)?;
 
-    let mapping = Mapping {
-        customer,
-        date,
-        amount,
-        order,
-        header: header.to_vec(),
-    };
+    let mapping = Mapping { customer, date, amount, order, header: header.to_vec() };
     let used = mapping.used();
     for (k, &i) in used.iter().enumerate() {
         if used[..k].contains(&i) {
@@ -323,21 +301,12 @@ mod tests {
         .unwrap();
         assert_eq!(m.customer, 6);
         assert_eq!(m.date, 4);
-        assert_eq!(
-            m.amount,
-            AmountColumns::QuantityPrice {
-                quantity: 3,
-                price: 5
-            }
-        );
+        assert_eq!(m.amount, AmountColumns::QuantityPrice { quantity: 3, price: 5 });
         assert_eq!(m.order, Some(0));
 
-        let m = resolve(
-            &h(&["Name", "Email", "Created at", "Total"]),
-            &ColumnFlags::default(),
-            "f",
-        )
-        .unwrap();
+        let m =
+            resolve(&h(&["Name", "Email", "Created at", "Total"]), &ColumnFlags::default(), "f")
+                .unwrap();
         assert_eq!(
             (m.customer, m.date, m.amount.clone(), m.order),
             (1, 2, AmountColumns::Amount(3), None)
@@ -354,36 +323,20 @@ mod tests {
 
     #[test]
     fn errors_name_columns_and_flags() {
-        let e = resolve(
-            &h(&["who", "when", "amount"]),
-            &ColumnFlags::default(),
-            "x.csv",
-        )
-        .unwrap_err();
+        let e =
+            resolve(&h(&["who", "when", "amount"]), &ColumnFlags::default(), "x.csv").unwrap_err();
         assert!(e.contains("no customer column found in x.csv"), "{e}");
-        assert!(
-            e.contains("'who', 'when', 'amount'") && e.contains("--customer"),
-            "{e}"
-        );
+        assert!(e.contains("'who', 'when', 'amount'") && e.contains("--customer"), "{e}");
         let e = resolve(
             &h(&["Customer ID", "customer_id", "date", "amount"]),
             &ColumnFlags::default(),
             "x.csv",
         )
         .unwrap_err();
-        assert!(
-            e.contains("several columns") && e.contains("--customer"),
-            "{e}"
-        );
-        let flags = ColumnFlags {
-            customer: Some("nope".into()),
-            ..Default::default()
-        };
+        assert!(e.contains("several columns") && e.contains("--customer"), "{e}");
+        let flags = ColumnFlags { customer: Some("nope".into()), ..Default::default() };
         let e = resolve(&h(&["customer", "date", "amount"]), &flags, "x.csv").unwrap_err();
-        assert!(
-            e.contains("no column 'nope'") && e.contains("--customer"),
-            "{e}"
-        );
+        assert!(e.contains("no column 'nope'") && e.contains("--customer"), "{e}");
     }
 
     #[test]

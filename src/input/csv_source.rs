@@ -38,28 +38,16 @@ impl<R: Read> Read for Counting<R> {
 
 fn open(src: &Source, progress: &Progress) -> Result<(Box<dyn Read>, indicatif::ProgressBar)> {
     let (raw, bar): (Box<dyn Read>, _) = match &src.path {
-        None => (
-            Box::new(io::stdin()),
-            progress.spinner(&format!("reading {}", src.display())),
-        ),
+        None => (Box::new(io::stdin()), progress.spinner(&format!("reading {}", src.display()))),
         Some(p) => {
             let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             let bar = progress.bytes(len, &format!("reading {}", src.display()));
-            (
-                Box::new(Counting {
-                    inner: f,
-                    bar: bar.clone(),
-                }),
-                bar,
-            )
+            (Box::new(Counting { inner: f, bar: bar.clone() }), bar)
         }
     };
-    let r: Box<dyn Read> = if src.gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(raw))
-    } else {
-        raw
-    };
+    let r: Box<dyn Read> =
+        if src.gzip { Box::new(flate2::read::MultiGzDecoder::new(raw)) } else { raw };
     Ok((r, bar))
 }
 
@@ -75,13 +63,7 @@ struct Chunker<R> {
 
 impl<R: Read> Chunker<R> {
     fn new(r: R) -> Self {
-        Chunker {
-            r,
-            buf: Vec::new(),
-            eof: false,
-            offset: 0,
-            first: true,
-        }
+        Chunker { r, buf: Vec::new(), eof: false, offset: 0, first: true }
     }
 
     fn next_chunk(&mut self) -> io::Result<Option<(Vec<u8>, u64)>> {
@@ -103,11 +85,7 @@ impl<R: Read> Chunker<R> {
             if self.buf.is_empty() {
                 return Ok(None);
             }
-            let split = if self.eof {
-                Some(self.buf.len())
-            } else {
-                last_boundary(&self.buf)
-            };
+            let split = if self.eof { Some(self.buf.len()) } else { last_boundary(&self.buf) };
             match split {
                 Some(end) => {
                     let rest = self.buf.split_off(end);
@@ -146,11 +124,7 @@ fn reader_builder(delim: u8) -> csv::ReaderBuilder {
 }
 
 fn delimiter(src: &Source, opts: &LoadOptions) -> u8 {
-    opts.delimiter.unwrap_or(if src.format == InputFormat::Tsv {
-        b'\t'
-    } else {
-        b','
-    })
+    opts.delimiter.unwrap_or(if src.format == InputFormat::Tsv { b'\t' } else { b',' })
 }
 
 /// Reads one CSV/TSV source into `sink`; returns its number of data rows.
@@ -174,16 +148,11 @@ pub(crate) fn read(
     // Header.
     let mut rdr = reader_builder(delim).from_reader(&first[..]);
     let mut rec = csv::ByteRecord::new();
-    if !rdr
-        .read_byte_record(&mut rec)
-        .with_context(|| format!("reading the header of {name}"))?
-    {
+    if !rdr.read_byte_record(&mut rec).with_context(|| format!("reading the header of {name}"))? {
         bail!("{name} is empty: expected a header row and transactions");
     }
-    let header: Vec<String> = rec
-        .iter()
-        .map(|f| String::from_utf8_lossy(f).trim().to_string())
-        .collect();
+    let header: Vec<String> =
+        rec.iter().map(|f| String::from_utf8_lossy(f).trim().to_string()).collect();
     let pos = rdr.position().clone();
     drop(rdr);
     let data_start = pos.byte() as usize;
@@ -194,10 +163,7 @@ pub(crate) fn read(
             .iter()
             .find(|&&d| h.as_bytes().contains(&d))
             .map(|&d| {
-                format!(
-                    "; it looks {}-separated: pass --delimiter '{}'",
-                    d as char, d as char
-                )
+                format!("; it looks {}-separated: pass --delimiter '{}'", d as char, d as char)
             })
             .unwrap_or_default();
         if !hint.is_empty() {
@@ -218,18 +184,13 @@ pub(crate) fn read(
     drop(first);
 
     if plan.layout.is_none() {
-        plan.layout = Some(detect_layout(
-            src, later, &data, delim, &mapping, &chunker, opts,
-        )?);
+        plan.layout = Some(detect_layout(src, later, &data, delim, &mapping, &chunker, opts)?);
     }
     let layout = plan.layout.clone().unwrap();
 
     let ctx = ChunkCtx {
         mapping: &mapping,
-        parser: RowParser {
-            layout: &layout,
-            skip_invalid: opts.skip_invalid,
-        },
+        parser: RowParser { layout: &layout, skip_invalid: opts.skip_invalid },
         delim,
         ncols: header.len(),
         hash_rows: opts.count_duplicates,
@@ -249,21 +210,15 @@ pub(crate) fn read(
         if pending.is_empty() {
             break;
         }
-        let outs: Vec<ChunkOut> = pending
-            .par_iter()
-            .map(|(c, off)| parse_chunk(c, *off, &ctx))
-            .collect();
+        let outs: Vec<ChunkOut> =
+            pending.par_iter().map(|(c, off)| parse_chunk(c, *off, &ctx)).collect();
         pending.clear();
+        let mut batches = Vec::with_capacity(outs.len());
         for out in outs {
             if let Some((rel_line, bad)) = out.fail {
                 let line = line_base + rel_line - 1;
                 return Err(match bad {
-                    Bad::Fail {
-                        column,
-                        value,
-                        problem,
-                        hint,
-                    } => RowError {
+                    Bad::Fail { column, value, problem, hint } => RowError {
                         file: name.clone(),
                         line,
                         is_row_number: false,
@@ -282,8 +237,9 @@ pub(crate) fn read(
             }
             line_base += out.newlines;
             rows += out.batch.rows;
-            sink.push(out.batch);
+            batches.push(out.batch);
         }
+        sink.push_window(batches);
     }
     bar.finish_and_clear();
     Ok(rows)
@@ -327,11 +283,7 @@ fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx) -> ChunkOut {
                     problem: format!("is malformed CSV ({e})"),
                     hint: String::new(),
                 };
-                return ChunkOut {
-                    batch: b,
-                    newlines,
-                    fail: Some((line, bad)),
-                };
+                return ChunkOut { batch: b, newlines, fail: Some((line, bad)) };
             }
         }
         if rec.len() != ctx.ncols {
@@ -341,18 +293,10 @@ fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx) -> ChunkOut {
             let bad = Bad::Fail {
                 column: usize::MAX,
                 value: String::new(),
-                problem: format!(
-                    "has {} fields where the header has {}",
-                    rec.len(),
-                    ctx.ncols
-                ),
+                problem: format!("has {} fields where the header has {}", rec.len(), ctx.ncols),
                 hint: "check the delimiter (--delimiter) and quoting".into(),
             };
-            return ChunkOut {
-                batch: b,
-                newlines,
-                fail: fail(&rec, bad),
-            };
+            return ChunkOut { batch: b, newlines, fail: fail(&rec, bad) };
         }
         b.rows += 1;
         let cust = trim(&rec[m.customer]);
@@ -379,13 +323,7 @@ fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx) -> ChunkOut {
                 }
             }
             Err(Bad::Skip(reason)) => b.skipped.bump(reason),
-            Err(bad) => {
-                return ChunkOut {
-                    batch: b,
-                    newlines,
-                    fail: fail(&rec, bad),
-                }
-            }
+            Err(bad) => return ChunkOut { batch: b, newlines, fail: fail(&rec, bad) },
         }
         if ctx.hash_rows {
             let mut h = 0u64;
@@ -395,11 +333,7 @@ fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx) -> ChunkOut {
             b.row_hash.push(h);
         }
     }
-    ChunkOut {
-        batch: b,
-        newlines,
-        fail: None,
-    }
+    ChunkOut { batch: b, newlines, fail: None }
 }
 
 #[inline]
@@ -407,10 +341,9 @@ fn parse_values(rec: &csv::ByteRecord, m: &Mapping, p: &RowParser) -> Result<(i3
     let day = p.date(&rec[m.date], m.date)?;
     let amount = match m.amount {
         AmountColumns::Amount(a) => p.number(&rec[a], a)?,
-        AmountColumns::QuantityPrice { quantity, price } => line_amount(
-            p.number(&rec[quantity], quantity)?,
-            p.number(&rec[price], price)?,
-        ),
+        AmountColumns::QuantityPrice { quantity, price } => {
+            line_amount(p.number(&rec[quantity], quantity)?, p.number(&rec[price], price)?)
+        }
     };
     Ok((day, amount))
 }
@@ -435,17 +368,11 @@ fn detect_layout<R: Read>(
         if let Some(path) = &src.path {
             // Ambiguous so far: look at every date of the file.
             let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            let r: Box<dyn Read> = if src.gzip {
-                Box::new(flate2::read::MultiGzDecoder::new(f))
-            } else {
-                Box::new(f)
-            };
+            let r: Box<dyn Read> =
+                if src.gzip { Box::new(flate2::read::MultiGzDecoder::new(f)) } else { Box::new(f) };
             let mut rest = Chunker::new(r);
             let mut first = true;
-            while let Some((c, _)) = rest
-                .next_chunk()
-                .with_context(|| format!("reading {name}"))?
-            {
+            while let Some((c, _)) = rest.next_chunk().with_context(|| format!("reading {name}"))? {
                 let body = if first {
                     first = false;
                     let mut rdr = reader_builder(delim).from_reader(&c[..]);

@@ -215,10 +215,7 @@ impl LoadReport {
             s += &format!("; skipped {} ({})", count(skipped, "row"), parts.join(", "));
         }
         if self.after_as_of > 0 {
-            s += &format!(
-                "; ignored {} after the as-of date",
-                count(self.after_as_of, "row")
-            );
+            s += &format!("; ignored {} after the as-of date", count(self.after_as_of, "row"));
         }
         if self.returns_dropped > 0 {
             s += &format!("; dropped {}", count(self.returns_dropped, "return"));
@@ -264,15 +261,10 @@ impl Source {
 
 /// Decides each input's format from `--input-format` or its extension.
 pub fn sources(opts: &LoadOptions) -> Result<Vec<Source>> {
-    let inputs: Vec<PathBuf> = if opts.inputs.is_empty() {
-        vec![PathBuf::from("-")]
-    } else {
-        opts.inputs.clone()
-    };
+    let inputs: Vec<PathBuf> =
+        if opts.inputs.is_empty() { vec![PathBuf::from("-")] } else { opts.inputs.clone() };
     if inputs.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
-        bail!(UsageError(
-            "standard input ('-') can be given only once".into()
-        ));
+        bail!(UsageError("standard input ('-') can be given only once".into()));
     }
     inputs
         .into_iter()
@@ -330,12 +322,7 @@ impl fmt::Display for RowError {
         let at = if self.is_row_number { "row" } else { "line" };
         write!(f, "{} {at} {}", self.file, self.line)?;
         if !self.column.is_empty() {
-            write!(
-                f,
-                ", column '{}': '{}'",
-                self.column,
-                self.value.escape_debug()
-            )?;
+            write!(f, ", column '{}': '{}'", self.column, self.value.escape_debug())?;
         }
         write!(f, " {}", self.problem)?;
         if !self.hint.is_empty() {
@@ -357,6 +344,9 @@ pub(crate) struct Batch {
     pub amount: Vec<f64>,
     pub order: Vec<u64>,
     pub row_hash: Vec<u64>,
+    /// Row indices grouped by interning shard, see [`Batch::index_shards`].
+    pub shard_rows: Vec<u32>,
+    pub shard_starts: Vec<u32>,
     /// Data rows seen (kept or skipped).
     pub rows: u64,
     pub skipped: Skips,
@@ -370,11 +360,7 @@ impl Batch {
     }
 
     fn key(&self, i: usize) -> &[u8] {
-        let start = if i == 0 {
-            0
-        } else {
-            self.key_ends[i - 1] as usize
-        };
+        let start = if i == 0 { 0 } else { self.key_ends[i - 1] as usize };
         &self.key_bytes[start..self.key_ends[i] as usize]
     }
 }
@@ -396,12 +382,7 @@ pub(crate) struct RowParser<'a> {
 #[derive(Debug)]
 pub(crate) enum Bad {
     Skip(SkipReason),
-    Fail {
-        column: usize,
-        value: String,
-        problem: String,
-        hint: String,
-    },
+    Fail { column: usize, value: String, problem: String, hint: String },
 }
 
 pub(crate) fn trim(b: &[u8]) -> &[u8] {
@@ -460,18 +441,30 @@ pub(crate) fn line_amount(quantity: f64, price: f64) -> f64 {
     }
 }
 
-/// Interns customer ids to dense codes in first-seen order.
+/// Customer ids are interned in shards chosen by hash bits. Each shard's
+/// table is small enough to stay in cache while a window of batches is
+/// interned shard by shard, and shards run in parallel: a single global
+/// table made every lookup a cache miss and interning the slowest stage.
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
+
+#[inline]
+fn shard_of(hash: u64) -> usize {
+    (hash >> (64 - SHARD_BITS)) as usize
+}
+
+/// One shard: ids in first-seen order within the shard.
 #[derive(Default)]
-struct Interner {
+struct Shard {
     table: HashTable<u32>,
     hashes: Vec<u64>,
     ids: CustomerIds,
 }
 
-impl Interner {
+impl Shard {
     #[inline]
     fn intern(&mut self, key: &[u8], hash: u64) -> u32 {
-        let Interner { table, hashes, ids } = self;
+        let Shard { table, hashes, ids } = self;
         let entry = table.entry(hash, |&c| ids.get_bytes(c) == key, |&c| hashes[c as usize]);
         match entry {
             hashbrown::hash_table::Entry::Occupied(e) => *e.get(),
@@ -485,44 +478,131 @@ impl Interner {
     }
 }
 
-/// Accumulates batches in input order.
+impl Batch {
+    /// Groups row indices by shard (a counting sort), so each shard's worker
+    /// visits only its rows.
+    pub(crate) fn index_shards(&mut self) {
+        let mut starts = vec![0u32; SHARDS + 1];
+        for &h in &self.key_hash {
+            starts[shard_of(h) + 1] += 1;
+        }
+        for s in 0..SHARDS {
+            starts[s + 1] += starts[s];
+        }
+        let mut fill = starts.clone();
+        let mut rows = vec![0u32; self.key_hash.len()];
+        for (i, &h) in self.key_hash.iter().enumerate() {
+            let s = shard_of(h);
+            rows[fill[s] as usize] = i as u32;
+            fill[s] += 1;
+        }
+        self.shard_rows = rows;
+        self.shard_starts = starts;
+    }
+
+    fn rows_of_shard(&self, s: usize) -> &[u32] {
+        &self.shard_rows[self.shard_starts[s] as usize..self.shard_starts[s + 1] as usize]
+    }
+}
+
+/// Accumulates batches in input order. Customer codes are provisional
+/// (shard-local index and shard) until [`Builder::finish`] makes them dense.
 struct Builder {
-    interner: Interner,
+    shards: Vec<Shard>,
     tx: Transactions,
     row_hash: Vec<u64>,
     skipped: Skips,
 }
 
 impl Builder {
-    fn push(&mut self, b: Batch) {
-        let n = b.day.len();
-        self.tx.customer.reserve(n);
-        for i in 0..n {
-            let code = self.interner.intern(b.key(i), b.key_hash[i]);
-            self.tx.customer.push(code);
+    fn new() -> Self {
+        Builder {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            tx: Transactions::default(),
+            row_hash: Vec::new(),
+            skipped: Skips::default(),
         }
-        self.tx.day.extend_from_slice(&b.day);
-        self.tx.amount.extend_from_slice(&b.amount);
-        if !b.order.is_empty() {
-            // Every kept row of an input with an order column has an order hash,
-            // so the order column stays aligned with the rows.
-            let orders = self.tx.order.get_or_insert_with(Vec::new);
-            orders.extend_from_slice(&b.order);
-            debug_assert_eq!(orders.len(), self.tx.customer.len());
+    }
+
+    fn push_window(&mut self, mut window: Vec<Batch>) {
+        use rayon::prelude::*;
+        for b in window.iter_mut() {
+            if b.shard_starts.is_empty() {
+                b.index_shards();
+            }
         }
-        self.row_hash.extend_from_slice(&b.row_hash);
-        self.skipped.add(&b.skipped);
+        let codes: Vec<Vec<u32>> = self
+            .shards
+            .par_iter_mut()
+            .enumerate()
+            .map(|(s, shard)| {
+                let mut codes = Vec::new();
+                for b in &window {
+                    for &row in b.rows_of_shard(s) {
+                        let r = row as usize;
+                        codes.push(shard.intern(b.key(r), b.key_hash[r]));
+                    }
+                }
+                codes
+            })
+            .collect();
+        let base = self.tx.customer.len();
+        let total: usize = window.iter().map(|b| b.day.len()).sum();
+        self.tx.customer.resize(base + total, 0);
+        for (s, shard_codes) in codes.iter().enumerate() {
+            let mut k = 0;
+            let mut offset = base;
+            for b in &window {
+                for &row in b.rows_of_shard(s) {
+                    self.tx.customer[offset + row as usize] =
+                        shard_codes[k] << SHARD_BITS | s as u32;
+                    k += 1;
+                }
+                offset += b.day.len();
+            }
+        }
+        for b in window {
+            self.tx.day.extend_from_slice(&b.day);
+            self.tx.amount.extend_from_slice(&b.amount);
+            if !b.order.is_empty() {
+                // Every kept row of an input with an order column has an order hash,
+                // so the order column stays aligned with the rows.
+                self.tx.order.get_or_insert_with(Vec::new).extend_from_slice(&b.order);
+            }
+            self.row_hash.extend_from_slice(&b.row_hash);
+            self.skipped.add(&b.skipped);
+        }
+        debug_assert!(self.tx.order.as_ref().is_none_or(|o| o.len() == self.tx.customer.len()));
+    }
+
+    /// Dense customer codes: shard by shard, first-seen order within a shard.
+    fn finish(mut self) -> (Transactions, Vec<u64>, Skips) {
+        use rayon::prelude::*;
+        let mut base = vec![0u32; SHARDS];
+        let mut ids = CustomerIds::default();
+        for (s, shard) in self.shards.iter().enumerate() {
+            base[s] = ids.len() as u32;
+            for c in 0..shard.ids.len() as u32 {
+                ids.push(shard.ids.get_bytes(c));
+            }
+        }
+        drop(self.shards);
+        self.tx.customer.par_iter_mut().for_each(|c| {
+            *c = base[(*c as usize) & (SHARDS - 1)] + (*c >> SHARD_BITS);
+        });
+        self.tx.ids = ids;
+        (self.tx, self.row_hash, self.skipped)
     }
 }
 
-/// The sink a source reader feeds.
+/// The sink a source reader feeds, a window of batches at a time, in input order.
 pub(crate) trait BatchSink {
-    fn push(&mut self, b: Batch);
+    fn push_window(&mut self, window: Vec<Batch>);
 }
 
 impl BatchSink for Builder {
-    fn push(&mut self, b: Batch) {
-        Builder::push(self, b)
+    fn push_window(&mut self, window: Vec<Batch>) {
+        Builder::push_window(self, window)
     }
 }
 
@@ -540,20 +620,11 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
     let srcs = sources(opts)?;
     let mut plan = Plan {
         mapping: None,
-        layout: opts
-            .date_format
-            .as_ref()
-            .map(|f| DateLayout::Custom(f.clone())),
+        layout: opts.date_format.as_ref().map(|f| DateLayout::Custom(f.clone())),
     };
-    let mut builder = Builder {
-        interner: Interner::default(),
-        tx: Transactions::default(),
-        row_hash: Vec::new(),
-        skipped: Skips::default(),
-    };
+    let mut builder = Builder::new();
     let mut report = LoadReport::default();
     for (k, src) in srcs.iter().enumerate() {
-        let before_rows = builder.tx.len() as u64 + builder.skipped.total();
         let rows = match src.format {
             InputFormat::Csv | InputFormat::Tsv => {
                 csv_source::read(src, &srcs[k..], opts, &mut plan, &mut builder, progress)?
@@ -562,10 +633,6 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
                 parquet_source::read(src, opts, &mut plan, &mut builder, progress)?
             }
         };
-        debug_assert_eq!(
-            before_rows + rows,
-            builder.tx.len() as u64 + builder.skipped.total()
-        );
         report.files.push((src.display(), rows));
         report.rows += rows;
     }
@@ -580,19 +647,14 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
     let mapping = plan.mapping.expect("mapping is set once a file has rows");
     report.mapping = mapping.to_string();
     report.date_layout = plan.layout.map(|l| l.to_string()).unwrap_or_default();
-    report.skipped = builder.skipped;
+    let (mut tx, mut h, skipped) = builder.finish();
+    report.skipped = skipped;
     if opts.count_duplicates {
-        let mut h = std::mem::take(&mut builder.row_hash);
         rayon::slice::ParallelSliceMut::par_sort_unstable(&mut h[..]);
-        let distinct = if h.is_empty() {
-            0
-        } else {
-            1 + h.windows(2).filter(|w| w[0] != w[1]).count()
-        };
+        let distinct =
+            if h.is_empty() { 0 } else { 1 + h.windows(2).filter(|w| w[0] != w[1]).count() };
         report.duplicates = Some(h.len() as u64 - distinct as u64);
     }
-    let mut tx = builder.tx;
-    tx.ids = builder.interner.ids;
     if tx.is_empty() {
         bail!(
             "no usable rows: all {} rows were skipped ({})",

@@ -68,8 +68,7 @@ pub(crate) fn read(
         .with_context(|| format!("reading {name}"))?;
     let rows = df.height();
     let col = |i: usize| -> Result<&Column> {
-        df.column(&header[i])
-            .with_context(|| format!("reading column '{}' of {name}", header[i]))
+        df.column(&header[i]).with_context(|| format!("reading column '{}' of {name}", header[i]))
     };
 
     let cust_col = col(mapping.customer)?;
@@ -117,10 +116,7 @@ pub(crate) fn read(
             dt if dt.is_primitive_numeric() => {
                 Numbers::Float(c.cast(&DataType::Float64)?.f64()?.clone())
             }
-            dt => bail!(
-                "column '{}' of {name} has type {dt}, which is not a number",
-                header[i]
-            ),
+            dt => bail!("column '{}' of {name} has type {dt}, which is not a number", header[i]),
         })
     };
     let amounts = match mapping.amount {
@@ -142,10 +138,7 @@ pub(crate) fn read(
     };
     let orders = orders.as_ref().map(|c| c.str()).transpose()?;
 
-    let parser = RowParser {
-        layout: &layout,
-        skip_invalid: opts.skip_invalid,
-    };
+    let parser = RowParser { layout: &layout, skip_invalid: opts.skip_invalid };
     let ctx = Ctx {
         mapping: &mapping,
         customers,
@@ -156,21 +149,11 @@ pub(crate) fn read(
         hash_rows: opts.count_duplicates,
     };
     let starts: Vec<usize> = (0..rows).step_by(SLICE_ROWS).collect();
-    let outs: Vec<(Batch, Option<(usize, Bad)>)> = starts
-        .par_iter()
-        .map(|&s| convert(&ctx, s, (s + SLICE_ROWS).min(rows)))
-        .collect();
+    let outs: Vec<(Batch, Option<(usize, Bad)>)> =
+        starts.par_iter().map(|&s| convert(&ctx, s, (s + SLICE_ROWS).min(rows))).collect();
+    let mut window = Vec::with_capacity(outs.len());
     for (batch, fail) in outs {
-        if let Some((
-            row,
-            Bad::Fail {
-                column,
-                value,
-                problem,
-                hint,
-            },
-        )) = fail
-        {
+        if let Some((row, Bad::Fail { column, value, problem, hint })) = fail {
             return Err(RowError {
                 file: name.clone(),
                 line: row as u64 + 1,
@@ -182,8 +165,9 @@ pub(crate) fn read(
             }
             .into());
         }
-        sink.push(batch);
+        window.push(batch);
     }
+    sink.push_window(window);
     spinner.finish_and_clear();
     Ok(rows as u64)
 }
@@ -251,10 +235,9 @@ fn convert(ctx: &Ctx, start: usize, end: usize) -> (Batch, Option<(usize, Bad)>)
         }
         let day = match ctx.dates {
             Dates::Days(ca) => ca.get(i).map_or_else(|| p.date(b"", m.date), Ok),
-            Dates::Stamps(ca, per_day) => ca.get(i).map_or_else(
-                || p.date(b"", m.date),
-                |v| Ok(v.div_euclid(*per_day) as i32),
-            ),
+            Dates::Stamps(ca, per_day) => {
+                ca.get(i).map_or_else(|| p.date(b"", m.date), |v| Ok(v.div_euclid(*per_day) as i32))
+            }
             Dates::Text(ca) => p.date(ca.get(i).unwrap_or("").as_bytes(), m.date),
             Dates::Compact(ca) => {
                 text.clear();
@@ -300,5 +283,6 @@ fn convert(ctx: &Ctx, start: usize, end: usize) -> (Batch, Option<(usize, Bad)>)
             b.row_hash.push(h);
         }
     }
+    b.index_shards();
     (b, None)
 }

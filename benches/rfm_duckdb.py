@@ -1,0 +1,81 @@
+"""The RFM table of `churn rfm` (default flags), computed by DuckDB.
+
+Same definitions as README.md: purchases are rows with amount > 0, counted as
+distinct order ids; monetary is the net sum of all rows; as-of is the latest
+date; scores use type-7 quantiles; segments use the default table.
+Usage: rfm_duckdb.py INPUT.csv OUTPUT.csv
+"""
+import sys
+
+import duckdb
+
+src, out = sys.argv[1], sys.argv[2]
+Q = "[0.2, 0.4, 0.6, 0.8]"
+
+
+def score_up(col, q):
+    return "1 + " + " + ".join(f"({col} > {q}[{k}])::INT" for k in range(1, 5))
+
+
+def score_down(col, q):
+    return "5 - (" + " + ".join(f"({col} > {q}[{k}])::INT" for k in range(1, 5)) + ")"
+
+
+SEGMENTS = [
+    ("Champions", (5, 5), (5, 5), (5, 5)),
+    ("Potential Loyalist", (3, 5), (3, 5), (2, 5)),
+    ("Loyal Customers", (2, 4), (2, 4), (2, 4)),
+    ("Promising", (3, 4), (1, 3), (3, 5)),
+    ("New Customers", (4, 5), (1, 3), (1, 5)),
+    ("Can''t Lose Them", (1, 2), (3, 4), (4, 5)),
+    ("At Risk", (1, 2), (2, 5), (4, 5)),
+    ("Need Attention", (1, 3), (3, 5), (3, 5)),
+    ("About To Sleep", (2, 3), (1, 3), (1, 4)),
+    ("Lost", (1, 1), (1, 5), (1, 5)),
+]
+case = "CASE " + " ".join(
+    f"WHEN r_score BETWEEN {r[0]} AND {r[1]} AND f_score BETWEEN {f[0]} AND {f[1]} "
+    f"AND m_score BETWEEN {m[0]} AND {m[1]} THEN '{name}'"
+    for name, r, f, m in SEGMENTS
+) + " ELSE 'Others' END"
+
+con = duckdb.connect()
+con.execute("SET threads TO 2")
+con.execute(f"""
+COPY (
+WITH tx AS (
+  SELECT trim(customer_id) AS cid, CAST(order_date AS DATE) AS d, amount, order_id
+  FROM read_csv('{src}', header = true,
+       columns = {{'order_id': 'VARCHAR', 'customer_id': 'VARCHAR', 'order_date': 'TIMESTAMP', 'amount': 'DOUBLE'}})
+  WHERE customer_id IS NOT NULL AND trim(customer_id) <> ''
+),
+asof AS (SELECT max(d) AS a FROM tx),
+agg AS (
+  SELECT cid,
+         min(d) FILTER (WHERE amount > 0) AS first_purchase,
+         max(d) FILTER (WHERE amount > 0) AS last_purchase,
+         count(DISTINCT order_id) FILTER (WHERE amount > 0) AS frequency,
+         sum(amount) AS monetary
+  FROM tx GROUP BY cid
+),
+base AS (
+  SELECT cid AS customer_id, first_purchase, last_purchase,
+         (SELECT a FROM asof) - last_purchase AS recency_days, frequency, monetary
+  FROM agg WHERE frequency > 0
+),
+q AS (
+  SELECT quantile_cont(recency_days, {Q}) AS rq, quantile_cont(frequency, {Q}) AS fq,
+         quantile_cont(monetary, {Q}) AS mq
+  FROM base
+),
+scored AS (
+  SELECT customer_id, first_purchase, last_purchase, recency_days, frequency, monetary,
+         {score_down('recency_days', 'rq')} AS r_score,
+         {score_up('frequency', 'fq')} AS f_score,
+         {score_up('monetary', 'mq')} AS m_score
+  FROM base, q
+)
+SELECT *, r_score::VARCHAR || f_score::VARCHAR || m_score::VARCHAR AS rfm_score, {case} AS segment
+FROM scored ORDER BY length(customer_id), customer_id
+) TO '{out}' (HEADER, DELIMITER ',')
+""")
