@@ -49,7 +49,7 @@ WITH tx AS (
        columns = {{'order_id': 'VARCHAR', 'customer_id': 'VARCHAR', 'order_date': 'TIMESTAMP', 'amount': 'DOUBLE'}})
   WHERE customer_id IS NOT NULL AND trim(customer_id) <> ''
 ),
-asof AS (SELECT max(d) AS a FROM tx),
+latest AS (SELECT max(d) AS a FROM tx),
 agg AS (
   SELECT cid,
          min(d) FILTER (WHERE amount > 0) AS first_purchase,
@@ -60,7 +60,7 @@ agg AS (
 ),
 base AS (
   SELECT cid AS customer_id, first_purchase, last_purchase,
-         (SELECT a FROM asof) - last_purchase AS recency_days, frequency, monetary
+         (SELECT a FROM latest) - last_purchase AS recency_days, frequency, monetary
   FROM agg WHERE frequency > 0
 ),
 q AS (

@@ -11,7 +11,8 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 fn main() -> ExitCode {
     // By default mimalloc returns freed memory to the OS after 10 ms, and the
     // reader frees and reallocates chunk buffers constantly: a third of the
-    // run went to the kernel zeroing pages. A one-second delay keeps them.
+    // run went to the kernel zeroing pages. A one-second delay keeps them;
+    // `churn::release_freed_memory` returns them between stages.
     // SAFETY: sets a process-wide allocator option before any threads start.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
     let cli = match churn::cli::Cli::try_parse() {

@@ -56,6 +56,32 @@ impl Strings {
     }
 }
 
+/// Builds a string column from items in parallel: each block of items is
+/// written into its own arena, then the arenas are joined in order.
+pub fn par_strings<T: Sync>(items: &[T], write: impl Fn(&T, &mut String) + Sync) -> Strings {
+    use rayon::prelude::*;
+    let parts: Vec<Strings> = items
+        .par_chunks(64 * 1024)
+        .map(|chunk| {
+            let mut part = Strings::with_capacity(chunk.len(), chunk.len() * 8);
+            let mut buf = String::new();
+            for item in chunk {
+                buf.clear();
+                write(item, &mut buf);
+                part.push(&buf);
+            }
+            part
+        })
+        .collect();
+    let mut all = Strings::with_capacity(items.len(), parts.iter().map(|p| p.bytes.len()).sum());
+    for p in parts {
+        let base = all.bytes.len();
+        all.bytes.push_str(&p.bytes);
+        all.ends.extend(p.ends.iter().map(|e| e + base));
+    }
+    all
+}
+
 impl<S: AsRef<str>> FromIterator<S> for Strings {
     fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
         let mut s = Strings::default();
@@ -76,6 +102,10 @@ pub enum ColumnData {
         codes: Vec<u16>,
     },
     Int(Vec<i64>),
+    /// Narrow integers for big tables (days, counts); Int32 in Parquet.
+    I32(Vec<i32>),
+    /// Scores and other small integers; Int32 in Parquet.
+    U8(Vec<u8>),
     Float(Vec<f64>),
     /// Day numbers, written as YYYY-MM-DD (a Date in Parquet).
     Date(Vec<i32>),
@@ -88,6 +118,8 @@ impl ColumnData {
             ColumnData::Str(v) => v.len(),
             ColumnData::Cat { codes, .. } => codes.len(),
             ColumnData::Int(v) => v.len(),
+            ColumnData::I32(v) => v.len(),
+            ColumnData::U8(v) => v.len(),
             ColumnData::Float(v) => v.len(),
             ColumnData::Date(v) => v.len(),
             ColumnData::Bool(v) => v.len(),
@@ -260,6 +292,12 @@ fn push_plain(col: &ColumnData, i: usize, out: &mut Vec<u8>) {
         ColumnData::Int(v) => {
             let _ = write!(out, "{}", v[i]);
         }
+        ColumnData::I32(v) => {
+            let _ = write!(out, "{}", v[i]);
+        }
+        ColumnData::U8(v) => {
+            let _ = write!(out, "{}", v[i]);
+        }
         ColumnData::Float(v) => push_float(v[i], out),
         ColumnData::Date(v) => push_date(v[i], out),
         ColumnData::Bool(v) => out.extend_from_slice(if v[i] { b"true" } else { b"false" }),
@@ -409,6 +447,8 @@ fn write_parquet(table: &Table, w: &mut dyn Write) -> Result<()> {
                 codes.iter().map(|&c| labels[c as usize].as_str()).collect::<Vec<_>>(),
             ),
             ColumnData::Int(v) => Series::new(name, v),
+            ColumnData::I32(v) => Series::new(name, v),
+            ColumnData::U8(v) => Series::new(name, v.iter().map(|&x| x as i32).collect::<Vec<_>>()),
             ColumnData::Float(v) => Series::new(name, v),
             ColumnData::Bool(v) => Series::new(name, v),
             ColumnData::Date(v) => {

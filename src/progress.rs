@@ -41,7 +41,11 @@ impl Progress {
     /// With `CHURN_TIMINGS` set, prints the time since start at the end of a stage.
     pub fn stage(&self, name: &str) {
         if let Some(t) = self.timings {
-            eprintln!("churn: timing: {name} done at {:.3}s", t.elapsed().as_secs_f64());
+            let peak = std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_string))
+                .unwrap_or_default();
+            eprintln!("churn: timing: {name} done at {:.3}s {peak}", t.elapsed().as_secs_f64());
         }
     }
 

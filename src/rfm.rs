@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use crate::input::Transactions;
+use crate::input::{CustomerIds, Transactions};
 use crate::segments::Segments;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -41,12 +41,12 @@ pub struct CustomerRfm {
     pub customer: u32,
     pub first_purchase: i32,
     pub last_purchase: i32,
-    pub recency_days: i64,
-    pub frequency: u64,
+    pub recency_days: i32,
+    pub frequency: u32,
     pub monetary: f64,
-    pub r_score: u32,
-    pub f_score: u32,
-    pub m_score: u32,
+    pub r_score: u8,
+    pub f_score: u8,
+    pub m_score: u8,
     /// Index into the segment table's `names()`.
     pub segment: u16,
 }
@@ -57,8 +57,10 @@ pub struct Aggregates {
     pub first_purchase: Vec<i32>,
     pub last_purchase: Vec<i32>,
     /// Purchases: distinct orders with a positive amount, or positive rows.
-    pub purchases: Vec<u64>,
-    /// Net amount (all rows kept by the returns policy).
+    pub purchases: Vec<u32>,
+    /// Net amount (all rows kept by the returns policy), summed with
+    /// Neumaier's compensation so that amounts in cents add up to the
+    /// nearest double of the exact sum, whatever the row order.
     pub net: Vec<f64>,
 }
 
@@ -73,10 +75,14 @@ pub fn aggregate(tx: &Transactions) -> Aggregates {
         purchases: vec![0; n],
         net: vec![0.0; n],
     };
+    let mut compensation = vec![0.0f64; n];
     for r in 0..tx.len() {
         let c = tx.customer[r] as usize;
         let amount = tx.amount[r];
-        a.net[c] += amount;
+        let (sum, t) = (a.net[c], a.net[c] + amount);
+        compensation[c] +=
+            if sum.abs() >= amount.abs() { (sum - t) + amount } else { (amount - t) + sum };
+        a.net[c] = t;
         if amount > 0.0 {
             let d = tx.day[r];
             a.first_purchase[c] = a.first_purchase[c].min(d);
@@ -86,16 +92,25 @@ pub fn aggregate(tx: &Transactions) -> Aggregates {
             }
         }
     }
+    a.net.par_iter_mut().zip(compensation).for_each(|(s, c)| *s += c);
     if let Some(orders) = &tx.order {
         let groups = group_by_customer(tx, |r| (tx.amount[r] > 0.0).then_some(orders[r]));
-        a.purchases = groups.map_groups(|orders| {
-            let mut o = orders.to_vec();
-            o.sort_unstable();
-            o.dedup();
-            o.len() as u64
-        });
+        a.purchases = groups.map_groups(count_distinct);
     }
     a
+}
+
+/// The number of distinct values; most customers have a handful of orders,
+/// which are compared pairwise without allocating.
+pub fn count_distinct(v: &[u64]) -> u32 {
+    if v.len() <= 32 {
+        (0..v.len()).filter(|&i| !v[..i].contains(&v[i])).count() as u32
+    } else {
+        let mut s = v.to_vec();
+        s.sort_unstable();
+        s.dedup();
+        s.len() as u32
+    }
 }
 
 /// Per-customer lists of row values, laid out contiguously (one counting-sort
@@ -123,24 +138,29 @@ pub fn group_by_customer<T: Copy + Default + Send + Sync>(
     value: impl Fn(usize) -> Option<T>,
 ) -> Grouped<T> {
     let n = tx.ids.len();
-    let mut offsets = vec![0usize; n + 1];
+    // bounds[c + 1] starts as the end of group c; filling backwards moves it
+    // to the start of group c, which is the end of group c - 1.
+    let mut bounds = vec![0usize; n + 1];
     for r in 0..tx.len() {
         if value(r).is_some() {
-            offsets[tx.customer[r] as usize + 1] += 1;
+            bounds[tx.customer[r] as usize + 1] += 1;
         }
     }
     for c in 0..n {
-        offsets[c + 1] += offsets[c];
+        bounds[c + 1] += bounds[c];
     }
-    let mut fill = offsets.clone();
-    let mut values = vec![T::default(); offsets[n]];
-    for r in 0..tx.len() {
+    let total = bounds[n];
+    let mut values = vec![T::default(); total];
+    for r in (0..tx.len()).rev() {
         if let Some(v) = value(r) {
-            let c = tx.customer[r] as usize;
-            values[fill[c]] = v;
-            fill[c] += 1;
+            let end = &mut bounds[tx.customer[r] as usize + 1];
+            *end -= 1;
+            values[*end] = v;
         }
     }
+    bounds.remove(0);
+    bounds.push(total);
+    let offsets = bounds;
     Grouped { offsets, values }
 }
 
@@ -205,55 +225,109 @@ pub fn score_down(v: f64, cuts: &[f64]) -> u32 {
 /// up to the as-of date, in customer id order. `segment` indexes
 /// `opts.segments.names()`.
 pub fn compute(tx: &Transactions, opts: &RfmOptions) -> Vec<CustomerRfm> {
-    let agg = aggregate(tx);
-    let mut codes: Vec<u32> =
-        (0..tx.ids.len() as u32).filter(|&c| agg.purchases[c as usize] > 0).collect();
-    sort_by_id(&mut codes, tx);
+    score(aggregate(tx), &tx.ids, tx.as_of, opts)
+}
 
-    let recency: Vec<f64> =
-        codes.par_iter().map(|&c| (tx.as_of - agg.last_purchase[c as usize]) as f64).collect();
-    let frequency: Vec<f64> = codes.par_iter().map(|&c| agg.purchases[c as usize] as f64).collect();
-    let monetary: Vec<f64> = codes
+/// The RFM rows from per-customer aggregates (see [`compute`]); the
+/// transactions themselves are no longer needed, so callers can free them first.
+pub fn score(
+    agg: Aggregates,
+    ids: &CustomerIds,
+    as_of: i32,
+    opts: &RfmOptions,
+) -> Vec<CustomerRfm> {
+    let mut codes: Vec<u32> =
+        (0..ids.len() as u32).filter(|&c| agg.purchases[c as usize] > 0).collect();
+    sort_by_id(&mut codes, ids);
+    let mut rows: Vec<CustomerRfm> = codes
         .par_iter()
         .map(|&c| {
-            let c = c as usize;
-            match opts.monetary {
-                Monetary::Total => agg.net[c],
-                Monetary::Mean => agg.net[c] / agg.purchases[c] as f64,
-            }
-        })
-        .collect();
-    let (rq, (fq, mq)) = rayon::join(
-        || quantiles_of(recency.clone(), opts.bins),
-        || {
-            rayon::join(
-                || quantiles_of(frequency.clone(), opts.bins),
-                || quantiles_of(monetary.clone(), opts.bins),
-            )
-        },
-    );
-    let segment_of = SegmentLookup::new(&opts.segments, opts.bins);
-
-    codes
-        .par_iter()
-        .enumerate()
-        .map(|(i, &c)| {
             let ci = c as usize;
-            let r_score = score_down(recency[i], &rq);
-            let f_score = score_up(frequency[i], &fq);
-            let m_score = score_up(monetary[i], &mq);
             CustomerRfm {
                 customer: c,
                 first_purchase: agg.first_purchase[ci],
                 last_purchase: agg.last_purchase[ci],
-                recency_days: recency[i] as i64,
+                recency_days: as_of - agg.last_purchase[ci],
                 frequency: agg.purchases[ci],
-                monetary: monetary[i],
-                r_score,
-                f_score,
-                m_score,
-                segment: segment_of.get(r_score, f_score, m_score),
+                monetary: match opts.monetary {
+                    Monetary::Total => agg.net[ci],
+                    Monetary::Mean => agg.net[ci] / agg.purchases[ci] as f64,
+                },
+                r_score: 0,
+                f_score: 0,
+                m_score: 0,
+                segment: 0,
             }
+        })
+        .collect();
+    drop((agg, codes));
+
+    let (rq, (fq, mq)) = rayon::join(
+        || quantiles_of_ints(&rows, |r| r.recency_days as i64, opts.bins),
+        || {
+            rayon::join(
+                || quantiles_of_ints(&rows, |r| r.frequency as i64, opts.bins),
+                || quantiles_of(rows.iter().map(|r| r.monetary).collect(), opts.bins),
+            )
+        },
+    );
+    let segment_of = SegmentLookup::new(&opts.segments, opts.bins);
+    rows.par_iter_mut().for_each(|r| {
+        let r_score = score_down(r.recency_days as f64, &rq);
+        let f_score = score_up(r.frequency as f64, &fq);
+        let m_score = score_up(r.monetary, &mq);
+        r.r_score = r_score as u8;
+        r.f_score = f_score as u8;
+        r.m_score = m_score as u8;
+        r.segment = segment_of.get(r_score, f_score, m_score);
+    });
+    rows
+}
+
+/// The k/N quantiles of integer values, from a histogram when their range
+/// is small (days, counts): no copy of the values and no sort.
+pub fn quantiles_of_ints<T: Sync>(
+    items: &[T],
+    value: impl Fn(&T) -> i64 + Sync,
+    bins: u32,
+) -> Vec<f64> {
+    let n = items.len();
+    let (lo, hi) = items
+        .par_iter()
+        .map(|t| (value(t), value(t)))
+        .reduce(|| (i64::MAX, i64::MIN), |a, b| (a.0.min(b.0), a.1.max(b.1)));
+    if n == 0 || hi - lo >= 1 << 24 {
+        return quantiles_of(items.iter().map(|t| value(t) as f64).collect(), bins);
+    }
+    let mut counts = vec![0u64; (hi - lo + 1) as usize];
+    for t in items {
+        counts[(value(t) - lo) as usize] += 1;
+    }
+    // Walk the cumulative counts once, answering order statistics in increasing order.
+    let mut wanted: Vec<usize> = Vec::new();
+    for k in 1..bins {
+        let h = (n - 1) as f64 * k as f64 / bins as f64;
+        let l = h.floor() as usize;
+        wanted.push(l);
+        wanted.push((l + 1).min(n - 1));
+    }
+    let mut order = wanted.clone();
+    order.sort_unstable();
+    let mut found = std::collections::HashMap::new();
+    let (mut v, mut below) = (0usize, counts[0]); // values < lo + v + 1 number `below`
+    for &k in &order {
+        while below as usize <= k {
+            v += 1;
+            below += counts[v];
+        }
+        found.insert(k, (lo + v as i64) as f64);
+    }
+    (1..bins)
+        .enumerate()
+        .map(|(j, k)| {
+            let h = (n - 1) as f64 * k as f64 / bins as f64;
+            let (a, b) = (found[&wanted[2 * j]], found[&wanted[2 * j + 1]]);
+            lerp(a, b, h - h.floor())
         })
         .collect()
 }
@@ -287,9 +361,9 @@ impl SegmentLookup {
 
 /// Sorts customer codes by their ids: numerically when every id is a plain
 /// non-negative integer (so 9 comes before 10), otherwise byte-wise.
-pub fn sort_by_id(codes: &mut [u32], tx: &Transactions) {
+pub fn sort_by_id(codes: &mut [u32], ids: &CustomerIds) {
     let numeric = codes.par_iter().all(|&c| {
-        let b = tx.ids.get_bytes(c);
+        let b = ids.get_bytes(c);
         !b.is_empty()
             && b.len() <= 19
             && b.iter().all(u8::is_ascii_digit)
@@ -299,7 +373,7 @@ pub fn sort_by_id(codes: &mut [u32], tx: &Transactions) {
     let mut keyed: Vec<(u64, u32)> = codes
         .par_iter()
         .map(|&c| {
-            let b = tx.ids.get_bytes(c);
+            let b = ids.get_bytes(c);
             let key = if numeric {
                 b.iter().fold(0u64, |v, &d| v * 10 + (d - b'0') as u64)
             } else {
@@ -316,7 +390,7 @@ pub fn sort_by_id(codes: &mut [u32], tx: &Transactions) {
             if numeric {
                 std::cmp::Ordering::Equal
             } else {
-                tx.ids.get_bytes(a.1).cmp(tx.ids.get_bytes(b.1))
+                ids.get_bytes(a.1).cmp(ids.get_bytes(b.1))
             }
         })
     });
@@ -327,10 +401,20 @@ pub fn sort_by_id(codes: &mut [u32], tx: &Transactions) {
 
 /// `543` for N ≤ 9, `10-3-5` beyond.
 pub fn rfm_score(r: u32, f: u32, m: u32, bins: u32) -> String {
+    let mut s = String::with_capacity(3);
+    push_rfm_score(&mut s, r, f, m, bins);
+    s
+}
+
+/// Appends the rfm_score without allocating.
+pub fn push_rfm_score(out: &mut String, r: u32, f: u32, m: u32, bins: u32) {
+    use std::fmt::Write;
     if bins <= 9 {
-        format!("{r}{f}{m}")
+        for s in [r, f, m] {
+            out.push(char::from(b'0' + s as u8));
+        }
     } else {
-        format!("{r}-{f}-{m}")
+        let _ = write!(out, "{r}-{f}-{m}");
     }
 }
 
@@ -368,12 +452,61 @@ mod tests {
     }
 
     #[test]
+    fn compensated_net_sums_cents_exactly() {
+        // Naively 42.96 + 56.25 + 25.9 = 125.11000000000001; the exact sum of
+        // these doubles rounds to 125.11 (Python's math.fsum agrees).
+        let mut tx = Transactions::default();
+        let id = tx.ids.push(b"a");
+        for a in [42.96, 56.25, 25.9] {
+            tx.customer.push(id);
+            tx.day.push(0);
+            tx.amount.push(a);
+        }
+        assert_eq!(42.96 + 56.25 + 25.9, 125.11000000000001);
+        assert_eq!(aggregate(&tx).net[0], 125.11);
+    }
+
+    #[test]
+    fn grouping_keeps_row_order_within_customers() {
+        let mut tx = Transactions::default();
+        let (a, b) = (tx.ids.push(b"a"), tx.ids.push(b"b"));
+        let _unused = tx.ids.push(b"c");
+        for (c, v) in [(b, 1.0), (a, 2.0), (b, 3.0), (a, -4.0), (a, 5.0)] {
+            tx.customer.push(c);
+            tx.day.push(0);
+            tx.amount.push(v);
+        }
+        let g = group_by_customer(&tx, |r| (tx.amount[r] > 0.0).then_some(tx.amount[r] as u64));
+        assert_eq!(g.get(0), &[2, 5]);
+        assert_eq!(g.get(1), &[1, 3]);
+        assert_eq!(g.get(2), &[] as &[u64]);
+    }
+
+    #[test]
+    fn distinct_counts() {
+        assert_eq!(count_distinct(&[]), 0);
+        assert_eq!(count_distinct(&[3, 1, 3, 2, 1]), 3);
+        let many: Vec<u64> = (0..100).map(|i| i % 40).collect();
+        assert_eq!(count_distinct(&many), 40);
+    }
+
+    #[test]
     fn score_strings() {
         assert_eq!(rfm_score(5, 4, 3, 5), "543");
         assert_eq!(rfm_score(10, 4, 3, 10), "10-4-3");
     }
 
     proptest! {
+        #[test]
+        fn histogram_quantiles_equal_sorted_quantiles(
+            values in prop::collection::vec(-50i64..400, 1..300),
+            bins in 2u32..12,
+        ) {
+            let mut sorted: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+            sorted.sort_by(f64::total_cmp);
+            prop_assert_eq!(quantiles_of_ints(&values, |&v| v, bins), quantiles(&sorted, bins));
+        }
+
         #[test]
         fn selection_quantiles_equal_sorted_quantiles(
             values in prop::collection::vec(prop_oneof![-1e6f64..1e6, (0u8..5).prop_map(f64::from)], 1..300),

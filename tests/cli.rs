@@ -337,7 +337,8 @@ fn output_formats_read_back() {
     use polars::prelude::*;
     let df = ParquetReader::new(std::fs::File::open(p("r.parquet")).unwrap()).finish().unwrap();
     assert_eq!(df.height(), 4);
-    assert_eq!(df.column("frequency").unwrap().i64().unwrap().get(2), Some(3));
+    assert_eq!(df.column("frequency").unwrap().i32().unwrap().get(2), Some(3));
+    assert_eq!(df.column("r_score").unwrap().i32().unwrap().get(1), Some(5));
     assert_eq!(df.column("monetary").unwrap().f64().unwrap().get(0), Some(145.0));
     assert_eq!(df.column("segment").unwrap().str().unwrap().get(0), Some("Can't Lose Them"));
     assert_eq!(df.column("first_purchase").unwrap().dtype(), &DataType::Date);

@@ -104,7 +104,7 @@ pub fn profile(tx: &Transactions, report: &LoadReport) -> Profile {
         rows_used: tx.len() as u64,
         customers: seen.iter().filter(|&&s| s).count() as u64,
         customers_with_purchase: agg.purchases.iter().filter(|&&p| p > 0).count() as u64,
-        purchases: agg.purchases.iter().sum(),
+        purchases: agg.purchases.iter().map(|&p| p as u64).sum(),
         returns: tx.amount.iter().filter(|&&a| a < 0.0).count() as u64 + report.returns_dropped,
         returns_dropped: report.returns_dropped,
         zero_amount_rows: tx.amount.iter().filter(|&&a| a == 0.0).count() as u64,

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::cli::{check_not_overwriting_input, InputArgs, OutputArgs};
-use crate::input::{self, Transactions};
-use crate::output::{self, ColumnData, Strings, Table};
+use rayon::prelude::*;
+
+use crate::input::{self, CustomerIds};
+use crate::output::{self, ColumnData, Table};
 use crate::progress::Progress;
 use crate::rfm::{self, CustomerRfm, Monetary, RfmOptions};
 use crate::segments::Segments;
@@ -55,51 +57,51 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         None => Segments::default(),
     };
     let opts = RfmOptions { bins: args.bins, monetary: args.monetary, segments };
-    let (tx, report) = input::load(&args.input.load_options(), progress)?;
+    let (mut tx, report) = input::load(&args.input.load_options(), progress)?;
+    crate::release_freed_memory();
     progress.stage("load");
     progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
     let spinner = progress.spinner("computing RFM");
-    let rows = rfm::compute(&tx, &opts);
+    let aggregates = rfm::aggregate(&tx);
+    // Only the ids are needed from here on: free the transactions first.
+    let (ids, as_of) = (std::mem::take(&mut tx.ids), tx.as_of);
+    drop(tx);
+    crate::release_freed_memory();
+    let rows = rfm::score(aggregates, &ids, as_of, &opts);
     spinner.finish_and_clear();
     progress.stage("rfm");
-    progress.note(&format!(
-        "{}; as of {}",
-        report.summary(rows.len()),
-        input::day_string(tx.as_of)
-    ));
-    let table = table(&rows, &tx, &opts);
+    progress.note(&format!("{}; as of {}", report.summary(rows.len()), input::day_string(as_of)));
+    let spinner = progress.spinner("writing");
+    let table = table(rows, &ids, &opts);
     progress.stage("table");
     output::write_table(&table, &target)?;
+    spinner.finish_and_clear();
     progress.stage("write");
     Ok(())
 }
 
-/// The RFM rows as an output table.
-pub fn table(rows: &[CustomerRfm], tx: &Transactions, opts: &RfmOptions) -> Table {
-    let mut ids = Strings::with_capacity(rows.len(), rows.len() * 8);
-    let mut scores = Strings::with_capacity(rows.len(), rows.len() * 3);
-    for r in rows {
-        ids.push(&tx.ids.get(r.customer));
-        scores.push(&rfm::rfm_score(r.r_score, r.f_score, r.m_score, opts.bins));
-    }
-    let int = |f: fn(&CustomerRfm) -> i64| ColumnData::Int(rows.iter().map(f).collect());
+/// The RFM rows as an output table, built column by column in parallel.
+pub fn table(rows: Vec<CustomerRfm>, ids: &CustomerIds, opts: &RfmOptions) -> Table {
+    let bins = opts.bins;
+    let ids = output::par_strings(&rows, |r, out| out.push_str(&ids.get(r.customer)));
+    let scores = output::par_strings(&rows, |r, out| {
+        rfm::push_rfm_score(out, r.r_score.into(), r.f_score.into(), r.m_score.into(), bins)
+    });
+    let int = |f: fn(&CustomerRfm) -> i32| ColumnData::I32(rows.par_iter().map(f).collect());
+    let score = |f: fn(&CustomerRfm) -> u8| ColumnData::U8(rows.par_iter().map(f).collect());
     let mut t = Table::new();
     t.push("customer_id", ColumnData::Str(ids));
-    t.push("first_purchase", ColumnData::Date(rows.iter().map(|r| r.first_purchase).collect()));
-    t.push("last_purchase", ColumnData::Date(rows.iter().map(|r| r.last_purchase).collect()));
+    t.push("first_purchase", ColumnData::Date(rows.par_iter().map(|r| r.first_purchase).collect()));
+    t.push("last_purchase", ColumnData::Date(rows.par_iter().map(|r| r.last_purchase).collect()));
     t.push("recency_days", int(|r| r.recency_days));
-    t.push("frequency", int(|r| r.frequency as i64));
-    t.push("monetary", ColumnData::Float(rows.iter().map(|r| r.monetary).collect()));
-    t.push("r_score", int(|r| r.r_score as i64));
-    t.push("f_score", int(|r| r.f_score as i64));
-    t.push("m_score", int(|r| r.m_score as i64));
+    t.push("frequency", int(|r| r.frequency as i32));
+    t.push("monetary", ColumnData::Float(rows.par_iter().map(|r| r.monetary).collect()));
+    t.push("r_score", score(|r| r.r_score));
+    t.push("f_score", score(|r| r.f_score));
+    t.push("m_score", score(|r| r.m_score));
     t.push("rfm_score", ColumnData::Str(scores));
-    t.push(
-        "segment",
-        ColumnData::Cat {
-            labels: opts.segments.names(),
-            codes: rows.iter().map(|r| r.segment).collect(),
-        },
-    );
+    let segments = rows.par_iter().map(|r| r.segment).collect();
+    drop(rows);
+    t.push("segment", ColumnData::Cat { labels: opts.segments.names(), codes: segments });
     t
 }

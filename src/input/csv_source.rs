@@ -182,6 +182,13 @@ pub(crate) fn read(
 
     let data = first[data_start..].to_vec();
     drop(first);
+    // Size the row arrays once from the first chunk's line length, rather
+    // than doubling (and copying) them as rows arrive.
+    if let (Some(path), false) = (&src.path, src.gzip) {
+        let lines = data.iter().filter(|&&b| b == b'\n').count().max(1);
+        let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) as usize;
+        sink.reserve(file_len / (data.len() / lines).max(1) + lines, mapping.order.is_some());
+    }
 
     if plan.layout.is_none() {
         plan.layout = Some(detect_layout(src, later, &data, delim, &mapping, &chunker, opts)?);

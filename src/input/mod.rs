@@ -578,15 +578,19 @@ impl Builder {
     /// Dense customer codes: shard by shard, first-seen order within a shard.
     fn finish(mut self) -> (Transactions, Vec<u64>, Skips) {
         use rayon::prelude::*;
+        // Drop the hash tables before joining the ids, to keep the peak down.
+        let parts: Vec<CustomerIds> = self.shards.into_iter().map(|s| s.ids).collect();
         let mut base = vec![0u32; SHARDS];
-        let mut ids = CustomerIds::default();
-        for (s, shard) in self.shards.iter().enumerate() {
+        let mut ids = CustomerIds {
+            bytes: Vec::with_capacity(parts.iter().map(|p| p.bytes.len()).sum()),
+            ends: Vec::with_capacity(parts.iter().map(|p| p.len()).sum()),
+        };
+        for (s, part) in parts.into_iter().enumerate() {
             base[s] = ids.len() as u32;
-            for c in 0..shard.ids.len() as u32 {
-                ids.push(shard.ids.get_bytes(c));
-            }
+            let offset = ids.bytes.len();
+            ids.bytes.extend_from_slice(&part.bytes);
+            ids.ends.extend(part.ends.iter().map(|e| e + offset));
         }
-        drop(self.shards);
         self.tx.customer.par_iter_mut().for_each(|c| {
             *c = base[(*c as usize) & (SHARDS - 1)] + (*c >> SHARD_BITS);
         });
@@ -598,11 +602,23 @@ impl Builder {
 /// The sink a source reader feeds, a window of batches at a time, in input order.
 pub(crate) trait BatchSink {
     fn push_window(&mut self, window: Vec<Batch>);
+    /// A hint: about this many more rows will arrive.
+    fn reserve(&mut self, rows: usize, with_order: bool);
 }
 
 impl BatchSink for Builder {
     fn push_window(&mut self, window: Vec<Batch>) {
         Builder::push_window(self, window)
+    }
+
+    fn reserve(&mut self, rows: usize, with_order: bool) {
+        let tx = &mut self.tx;
+        tx.customer.reserve(rows);
+        tx.day.reserve(rows);
+        tx.amount.reserve(rows);
+        if with_order {
+            tx.order.get_or_insert_with(Vec::new).reserve(rows);
+        }
     }
 }
 
