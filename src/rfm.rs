@@ -75,16 +75,9 @@ pub fn aggregate(tx: &Transactions) -> Aggregates {
         purchases: vec![0; n],
         net: vec![0.0; n],
     };
-    let mut compensation = vec![0.0f64; n];
     for r in 0..tx.len() {
-        let c = tx.customer[r] as usize;
-        let amount = tx.amount[r];
-        let (sum, t) = (a.net[c], a.net[c] + amount);
-        compensation[c] +=
-            if sum.abs() >= amount.abs() { (sum - t) + amount } else { (amount - t) + sum };
-        a.net[c] = t;
-        if amount > 0.0 {
-            let d = tx.day[r];
+        if tx.amount[r] > 0.0 {
+            let (c, d) = (tx.customer[r] as usize, tx.day[r]);
             a.first_purchase[c] = a.first_purchase[c].min(d);
             a.last_purchase[c] = a.last_purchase[c].max(d);
             if tx.order.is_none() {
@@ -92,12 +85,69 @@ pub fn aggregate(tx: &Transactions) -> Aggregates {
             }
         }
     }
-    a.net.par_iter_mut().zip(compensation).for_each(|(s, c)| *s += c);
+    a.net = net_amounts(tx);
     if let Some(orders) = &tx.order {
         let groups = group_by_customer(tx, |r| (tx.amount[r] > 0.0).then_some(orders[r]));
         a.purchases = groups.map_groups(count_distinct);
     }
     a
+}
+
+/// Net amount per customer. Money has a fixed number of decimals, so when
+/// every amount is a whole number of cents (or of 10^-k units, k <= 4) the
+/// sums are taken exactly in integers and divided once: 42.96 + 56.25 +
+/// 25.9 is 125.11, not 125.11000000000001. Other amounts are summed with
+/// Neumaier's compensation.
+pub fn net_amounts(tx: &Transactions) -> Vec<f64> {
+    let n = tx.ids.len();
+    if let Some(scale) = decimal_scale(&tx.amount) {
+        let mut units = vec![0i64; n];
+        for r in 0..tx.len() {
+            units[tx.customer[r] as usize] += (tx.amount[r] * scale).round() as i64;
+        }
+        return units.into_par_iter().map(|u| u as f64 / scale).collect();
+    }
+    let mut sum = vec![0.0f64; n];
+    let mut compensation = vec![0.0f64; n];
+    for r in 0..tx.len() {
+        let (c, amount) = (tx.customer[r] as usize, tx.amount[r]);
+        let t = sum[c] + amount;
+        compensation[c] += if sum[c].abs() >= amount.abs() {
+            (sum[c] - t) + amount
+        } else {
+            (amount - t) + sum[c]
+        };
+        sum[c] = t;
+    }
+    sum.par_iter_mut().zip(compensation).for_each(|(s, c)| *s += c);
+    sum
+}
+
+/// The total of all amounts, exact for decimal money (see [`net_amounts`]).
+pub fn total_amount(amounts: &[f64]) -> f64 {
+    match decimal_scale(amounts) {
+        Some(m) => amounts.iter().map(|&a| (a * m).round() as i64).sum::<i64>() as f64 / m,
+        None => {
+            let (mut sum, mut comp) = (0.0f64, 0.0f64);
+            for &a in amounts {
+                let t = sum + a;
+                comp += if sum.abs() >= a.abs() { (sum - t) + a } else { (a - t) + sum };
+                sum = t;
+            }
+            sum + comp
+        }
+    }
+}
+
+/// 10^k for the smallest k in 0..=4 such that every amount is a whole number
+/// of 10^-k units, with room to sum 2^20 of them exactly in an i64.
+fn decimal_scale(amounts: &[f64]) -> Option<f64> {
+    (0..=4).map(|k| 10f64.powi(k)).find(|&m| {
+        amounts.par_iter().all(|&a| {
+            let s = a * m;
+            s.abs() < (1u64 << 42) as f64 && (s - s.round()).abs() < 1e-6
+        })
+    })
 }
 
 /// The number of distinct values; most customers have a handful of orders,
@@ -451,19 +501,31 @@ mod tests {
         assert_eq!(score_down(3.0, &q), 5);
     }
 
-    #[test]
-    fn compensated_net_sums_cents_exactly() {
-        // Naively 42.96 + 56.25 + 25.9 = 125.11000000000001; the exact sum of
-        // these doubles rounds to 125.11 (Python's math.fsum agrees).
+    fn one_customer(amounts: &[f64]) -> Transactions {
         let mut tx = Transactions::default();
         let id = tx.ids.push(b"a");
-        for a in [42.96, 56.25, 25.9] {
+        for &a in amounts {
             tx.customer.push(id);
             tx.day.push(0);
             tx.amount.push(a);
         }
+        tx
+    }
+
+    #[test]
+    fn money_sums_exactly() {
+        // Naively 42.96 + 56.25 + 25.9 = 125.11000000000001.
         assert_eq!(42.96 + 56.25 + 25.9, 125.11000000000001);
-        assert_eq!(aggregate(&tx).net[0], 125.11);
+        assert_eq!(aggregate(&one_customer(&[42.96, 56.25, 25.9])).net[0], 125.11);
+        // Line items: 6 x 2.55 is 15.299999999999999 in floating point.
+        let items = [6.0 * 2.55, 6.0 * 3.39, 6.0 * 1.85, -27.5];
+        assert_eq!(net_amounts(&one_customer(&items))[0], 19.24);
+        assert_eq!(decimal_scale(&[1.0, 2.0]), Some(1.0));
+        assert_eq!(decimal_scale(&[0.5, 1.25, 1e-3]), Some(1000.0));
+        // Not decimal money: compensated summation, close to the exact sum.
+        let thirds = one_customer(&[1.0 / 3.0; 3]);
+        assert_eq!(decimal_scale(&thirds.amount), None);
+        assert_eq!(net_amounts(&thirds)[0], 1.0);
     }
 
     #[test]

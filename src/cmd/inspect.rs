@@ -113,7 +113,7 @@ pub fn profile(tx: &Transactions, report: &LoadReport) -> Profile {
         amount_min: amounts.first().copied().unwrap_or(0.0),
         amount_median: median,
         amount_max: amounts.last().copied().unwrap_or(0.0),
-        revenue_net: tx.amount.iter().sum(),
+        revenue_net: rfm::total_amount(&tx.amount),
     }
 }
 

@@ -8,6 +8,7 @@
 use std::fs::File;
 
 use anyhow::{bail, Context, Result};
+use polars::io::mmap::MmapBytesReader;
 use polars::prelude::{
     Column, DataType, Float64Chunked, Int32Chunked, Int64Chunked, ParquetReader, SerReader,
     StringChunked, TimeUnit,
@@ -45,9 +46,26 @@ pub(crate) fn read(
     sink: &mut impl BatchSink,
     progress: &Progress,
 ) -> Result<u64> {
-    let path = src.path.as_ref().expect("Parquet is read from files only");
     let name = src.display();
-    let open = || File::open(path).with_context(|| format!("cannot open {name}"));
+    // Parquet needs random access: standard input is read into memory once.
+    let stdin_bytes: Option<std::sync::Arc<[u8]>> = match &src.path {
+        Some(_) => None,
+        None => {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)
+                .context("reading Parquet from stdin")?;
+            Some(buf.into())
+        }
+    };
+    let open = || -> Result<Box<dyn MmapBytesReader>> {
+        Ok(match (&src.path, &stdin_bytes) {
+            (Some(path), _) => {
+                Box::new(File::open(path).with_context(|| format!("cannot open {name}"))?)
+            }
+            (None, Some(bytes)) => Box::new(std::io::Cursor::new(bytes.clone())),
+            (None, None) => unreachable!("stdin bytes are read above"),
+        })
+    };
     let schema = ParquetReader::new(open()?)
         .schema()
         .with_context(|| format!("reading the Parquet schema of {name}"))?;
