@@ -32,6 +32,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Rfm(cmd::rfm::Args),
+    Cohorts(cmd::cohorts::Args),
     Inspect(cmd::inspect::Args),
 }
 

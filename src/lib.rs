@@ -5,8 +5,10 @@
 //! results as plain data, and `output` writes them. Only `cli` and `cmd` know
 //! about the command line.
 
+pub mod chart;
 pub mod cli;
 pub mod cmd;
+pub mod cohorts;
 pub mod dates;
 pub mod input;
 pub mod output;
@@ -40,6 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Rfm(args) => cmd::rfm::run(args, &progress),
         Command::Inspect(args) => cmd::inspect::run(args, &progress),
+        Command::Cohorts(args) => cmd::cohorts::run(args, &progress),
     }
 }
 

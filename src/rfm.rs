@@ -141,7 +141,7 @@ pub fn total_amount(amounts: &[f64]) -> f64 {
 
 /// 10^k for the smallest k in 0..=4 such that every amount is a whole number
 /// of 10^-k units, with room to sum 2^20 of them exactly in an i64.
-fn decimal_scale(amounts: &[f64]) -> Option<f64> {
+pub fn decimal_scale(amounts: &[f64]) -> Option<f64> {
     (0..=4).map(|k| 10f64.powi(k)).find(|&m| {
         amounts.par_iter().all(|&a| {
             let s = a * m;

@@ -69,6 +69,12 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     crate::release_freed_memory();
     let rows = rfm::score(aggregates, &ids, as_of, &opts);
     spinner.finish_and_clear();
+    if rows.is_empty() {
+        anyhow::bail!(
+            "no customer has a purchase (a row with a positive amount) on or before {}",
+            input::day_string(as_of)
+        );
+    }
     progress.stage("rfm");
     progress.note(&format!("{}; as of {}", report.summary(rows.len()), input::day_string(as_of)));
     let spinner = progress.spinner("writing");

@@ -707,6 +707,14 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
     });
     report.after_as_of = after;
     report.returns_dropped = dropped;
+    if tx.is_empty() {
+        bail!(
+            "no transactions on or before the as-of date {} ({} are after it, the first on {})",
+            day_string(as_of),
+            count(after, "row"),
+            day_string(report.first_day.unwrap_or(as_of))
+        );
+    }
     Ok((tx, report))
 }
 

@@ -1,0 +1,166 @@
+//! The retention heatmap as a self-contained SVG (or an HTML page holding it).
+//!
+//! Hand-written SVG keeps churn free of plotting and font dependencies and
+//! renders the same everywhere: browsers, email clients, slides. Cells are
+//! laid out on a fixed grid, so 36 monthly cohorts stay readable.
+
+use std::fmt::Write;
+
+use crate::cohorts::{Cohorts, Retention};
+use crate::dates::Day;
+
+const CELL_W: usize = 46;
+const CELL_H: usize = 22;
+const LEFT: usize = 150; // cohort label and size columns
+const TOP: usize = 78; // title, subtitle and offset header
+
+/// A blue scale from near-white (0) to dark blue (1): (r, g, b).
+fn color(v: f64) -> (u8, u8, u8) {
+    const STOPS: [(f64, (f64, f64, f64)); 5] = [
+        (0.0, (247.0, 251.0, 255.0)),
+        (0.1, (198.0, 219.0, 239.0)),
+        (0.25, (107.0, 174.0, 214.0)),
+        (0.5, (33.0, 113.0, 181.0)),
+        (1.0, (8.0, 48.0, 107.0)),
+    ];
+    let v = v.clamp(0.0, 1.0);
+    let i = STOPS.iter().rposition(|s| s.0 <= v).unwrap_or(0).min(STOPS.len() - 2);
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let t = (v - a.0) / (b.0 - a.0);
+    let mix = |x: f64, y: f64| (x + (y - x) * t).round() as u8;
+    (mix(a.1 .0, b.1 .0), mix(a.1 .1, b.1 .1), mix(a.1 .2, b.1 .2))
+}
+
+/// Whole percents from 10%, one decimal below, "<1%" for a few customers.
+fn percent(v: f64) -> String {
+    let p = v * 100.0;
+    if p == 0.0 {
+        "0%".to_string()
+    } else if p < 0.95 {
+        "<1%".to_string()
+    } else if p < 9.95 {
+        format!("{p:.1}%")
+    } else {
+        format!("{}%", p.round())
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The heatmap: cohorts down, periods since first purchase across, one
+/// `<rect class="cell">` per matrix entry, labelled with the retention in percent.
+pub fn heatmap_svg(c: &Cohorts, first_day: i32, as_of: i32) -> String {
+    let mut cohorts: Vec<(i32, u64)> = Vec::new();
+    let mut width = 0;
+    for cell in &c.cells {
+        if cohorts.last().map(|x| x.0) != Some(cell.cohort) {
+            cohorts.push((cell.cohort, cell.cohort_size));
+        }
+        width = width.max(cell.period as usize + 1);
+    }
+    let w = LEFT + width.max(1) * CELL_W + 20;
+    let h = TOP + cohorts.len().max(1) * CELL_H + 40;
+    let kind = match c.retention {
+        Retention::Classic => "classic: bought in the period",
+        Retention::Rolling => "rolling: bought in the period or later",
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, sans-serif" font-size="11">"#
+    );
+    let _ = write!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let title = format!(
+        "Customer retention by {} of first purchase, {} to {}",
+        c.period.name(),
+        Day(first_day),
+        Day(as_of)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
+        escape(&title)
+    );
+    let sub = format!(
+        "Retention ({kind}) in % of each cohort; {}s since first purchase across. * partial period.",
+        c.period.name()
+    );
+    let _ = write!(s, r##"<text x="10" y="42" fill="#444">{}</text>"##, escape(&sub));
+    let header_y = TOP - 8;
+    let _ = write!(s, r#"<text x="10" y="{header_y}" font-weight="bold">cohort</text>"#);
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{header_y}" font-weight="bold" text-anchor="end">customers</text>"#,
+        LEFT - 8
+    );
+    for k in 0..width {
+        let x = LEFT + k * CELL_W + CELL_W / 2;
+        let _ = write!(
+            s,
+            r#"<text x="{x}" y="{header_y}" text-anchor="middle" font-weight="bold">{k}</text>"#
+        );
+    }
+    let row_of = |cohort: i32| cohorts.iter().position(|x| x.0 == cohort).unwrap_or(0);
+    for (i, (cohort, size)) in cohorts.iter().enumerate() {
+        let y = TOP + i * CELL_H + CELL_H / 2 + 4;
+        let _ = write!(s, r#"<text x="10" y="{y}">{}</text>"#, Day(*cohort));
+        let _ = write!(s, r#"<text x="{}" y="{y}" text-anchor="end">{size}</text>"#, LEFT - 8);
+    }
+    for cell in &c.cells {
+        let (x, y) = (LEFT + cell.period as usize * CELL_W, TOP + row_of(cell.cohort) * CELL_H);
+        let (r, g, b) = color(cell.retention);
+        let dark = cell.retention > 0.3;
+        let _ = write!(
+            s,
+            r#"<rect class="cell" x="{x}" y="{y}" width="{}" height="{}" fill="rgb({r},{g},{b})" stroke="white"><title>{} +{} {}: {} of {} customers ({})</title></rect>"#,
+            CELL_W,
+            CELL_H,
+            Day(cell.cohort),
+            cell.period,
+            c.period.name(),
+            cell.customers,
+            cell.cohort_size,
+            escape(&percent(cell.retention))
+        );
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle" fill="{}">{}{}</text>"#,
+            x + CELL_W / 2,
+            y + CELL_H / 2 + 4,
+            if dark { "white" } else { "#222" },
+            escape(&percent(cell.retention)),
+            if cell.partial { "*" } else { "" }
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The heatmap in a minimal HTML page.
+pub fn heatmap_html(c: &Cohorts, first_day: i32, as_of: i32) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Customer retention by {} cohort</title><style>body{{margin:16px;font-family:Helvetica,Arial,sans-serif}}svg{{max-width:100%;height:auto}}</style></head><body>\n{}</body></html>\n",
+        c.period.name(),
+        heatmap_svg(c, first_day, as_of)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colors_and_labels() {
+        assert_eq!(color(0.0), (247, 251, 255));
+        assert_eq!(color(1.0), (8, 48, 107));
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(0.254), "25%");
+        assert_eq!(percent(0.052), "5.2%");
+        assert_eq!(percent(0.04), "4.0%");
+        assert_eq!(percent(0.0999), "10%");
+        assert_eq!(percent(0.004), "<1%");
+        assert_eq!(percent(0.0), "0%");
+    }
+}

@@ -1,0 +1,303 @@
+//! Retention cohorts: customers grouped by the period of their first
+//! purchase, and how many of them buy again in each later period.
+//!
+//! All counting is done on integer period indices (months since year 0,
+//! ISO weeks since the epoch, ...), so a cell is just (cohort index, offset).
+//! Work is per customer over their own purchases (grouped once, in
+//! parallel), then summed into a small dense matrix.
+
+use rayon::prelude::*;
+
+use crate::dates::{civil_from_days, days_from_civil};
+use crate::input::Transactions;
+use crate::rfm::{decimal_scale, group_by_customer};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Period {
+    Day,
+    /// ISO weeks, starting on Monday.
+    Week,
+    #[default]
+    Month,
+    Quarter,
+}
+
+impl Period {
+    /// The index of the period holding a day; consecutive periods have consecutive indices.
+    pub fn index(self, day: i32) -> i64 {
+        match self {
+            Period::Day => day as i64,
+            // 1970-01-01 was a Thursday: day + 3 counts from the Monday before it.
+            Period::Week => (day as i64 + 3).div_euclid(7),
+            Period::Month => {
+                let (y, m, _) = civil_from_days(day);
+                y as i64 * 12 + (m as i64 - 1)
+            }
+            Period::Quarter => {
+                let (y, m, _) = civil_from_days(day);
+                y as i64 * 4 + (m as i64 - 1) / 3
+            }
+        }
+    }
+
+    /// The first day of the period with this index.
+    pub fn start(self, index: i64) -> i32 {
+        match self {
+            Period::Day => index as i32,
+            Period::Week => (index * 7 - 3) as i32,
+            Period::Month => {
+                days_from_civil(index.div_euclid(12) as i32, (index.rem_euclid(12) + 1) as u32, 1)
+            }
+            Period::Quarter => {
+                days_from_civil(index.div_euclid(4) as i32, (index.rem_euclid(4) * 3 + 1) as u32, 1)
+            }
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Week => "week",
+            Period::Month => "month",
+            Period::Quarter => "quarter",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Retention {
+    /// Retained at k: bought in period k ("return on").
+    #[default]
+    Classic,
+    /// Retained at k: bought in period k or any later period up to as-of
+    /// ("return on or after").
+    Rolling,
+}
+
+/// One cell of the cohort matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cell {
+    /// First day of the cohort's period.
+    pub cohort: i32,
+    /// Whole periods from the cohort's period to this one.
+    pub period: u32,
+    pub cohort_size: u64,
+    /// Customers retained at this offset.
+    pub customers: u64,
+    pub retention: f64,
+    /// Purchases in this cell (distinct orders, or rows without an order column).
+    pub orders: u64,
+    /// Net amount of the cohort's rows dated in this period.
+    pub revenue: f64,
+    /// The period contains the as-of date and is not complete.
+    pub partial: bool,
+}
+
+/// The matrix, in cohort then offset order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cohorts {
+    pub period: Period,
+    pub retention: Retention,
+    pub cells: Vec<Cell>,
+    /// Rows of cohort customers dated before their first purchase (returns
+    /// of earlier purchases outside the data); they belong to no cell.
+    pub rows_before_first_purchase: u64,
+}
+
+/// Computes the cohort matrix. Customers without a purchase have no cohort.
+pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohorts {
+    let n = tx.ids.len();
+    let mut first = vec![i32::MAX; n];
+    for r in 0..tx.len() {
+        if tx.amount[r] > 0.0 {
+            let c = tx.customer[r] as usize;
+            first[c] = first[c].min(tx.day[r]);
+        }
+    }
+    let last_index = period.index(tx.as_of);
+    let cohort_of: Vec<Option<i64>> =
+        first.par_iter().map(|&d| (d != i32::MAX).then(|| period.index(d))).collect();
+    let Some(first_index) = cohort_of.iter().flatten().min().copied() else {
+        return Cohorts { period, retention, cells: Vec::new(), rows_before_first_purchase: 0 };
+    };
+    let width = (last_index - first_index + 1) as usize;
+    let cell = |cohort: i64, k: i64| (cohort - first_index) as usize * width + k as usize;
+
+    // Each customer's purchases as (offset, order key), grouped by customer.
+    let order_key = |r: usize| match &tx.order {
+        Some(o) => o[r],
+        None => r as u64,
+    };
+    let groups = group_by_customer(tx, |r| {
+        (tx.amount[r] > 0.0).then(|| {
+            let c = cohort_of[tx.customer[r] as usize].expect("a purchase gives a cohort");
+            ((period.index(tx.day[r]) - c) as u32, order_key(r))
+        })
+    });
+    let size = width * width;
+    let (customers, orders, sizes) = (0..n)
+        .into_par_iter()
+        .fold(
+            || (vec![0u64; size], vec![0u64; size], vec![0u64; width]),
+            |(mut customers, mut orders, mut sizes), c| {
+                let Some(cohort) = cohort_of[c] else { return (customers, orders, sizes) };
+                sizes[(cohort - first_index) as usize] += 1;
+                let mut buys = groups.get(c).to_vec();
+                buys.sort_unstable();
+                buys.dedup();
+                let last_k = buys.last().map_or(0, |b| b.0) as i64;
+                match retention {
+                    Retention::Classic => {
+                        let mut prev = None;
+                        for &(k, _) in &buys {
+                            if prev != Some(k) {
+                                customers[cell(cohort, k as i64)] += 1;
+                                prev = Some(k);
+                            }
+                        }
+                    }
+                    Retention::Rolling => {
+                        for k in 0..=last_k {
+                            customers[cell(cohort, k)] += 1;
+                        }
+                    }
+                }
+                for &(k, _) in &buys {
+                    orders[cell(cohort, k as i64)] += 1;
+                }
+                (customers, orders, sizes)
+            },
+        )
+        .reduce(
+            || (vec![0u64; size], vec![0u64; size], vec![0u64; width]),
+            |mut a, b| {
+                a.0.iter_mut().zip(b.0).for_each(|(x, y)| *x += y);
+                a.1.iter_mut().zip(b.1).for_each(|(x, y)| *x += y);
+                a.2.iter_mut().zip(b.2).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+
+    // Revenue: every row of a cohort customer (returns too), exactly for decimal money.
+    let scale = decimal_scale(&tx.amount);
+    let mut units = vec![0i64; if scale.is_some() { size } else { 0 }];
+    let mut floats = vec![0.0f64; if scale.is_some() { 0 } else { size }];
+    let mut before = 0u64;
+    for r in 0..tx.len() {
+        let Some(cohort) = cohort_of[tx.customer[r] as usize] else { continue };
+        let k = period.index(tx.day[r]) - cohort;
+        if k < 0 {
+            before += 1;
+            continue;
+        }
+        match scale {
+            Some(m) => units[cell(cohort, k)] += (tx.amount[r] * m).round() as i64,
+            None => floats[cell(cohort, k)] += tx.amount[r],
+        }
+    }
+    let revenue = |i: usize| match scale {
+        Some(m) => units[i] as f64 / m,
+        None => floats[i],
+    };
+
+    let as_of_complete = tx.as_of + 1 == period.start(last_index + 1);
+    let mut cells = Vec::new();
+    for cohort in first_index..=last_index {
+        let cohort_size = sizes[(cohort - first_index) as usize];
+        if cohort_size == 0 {
+            continue;
+        }
+        for k in 0..=(last_index - cohort) {
+            let i = cell(cohort, k);
+            cells.push(Cell {
+                cohort: period.start(cohort),
+                period: k as u32,
+                cohort_size,
+                customers: customers[i],
+                retention: customers[i] as f64 / cohort_size as f64,
+                orders: orders[i],
+                revenue: revenue(i),
+                partial: cohort + k == last_index && !as_of_complete,
+            });
+        }
+    }
+    Cohorts { period, retention, cells, rows_before_first_purchase: before }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dates::{parse_ymd, Day};
+    use proptest::prelude::*;
+
+    fn d(s: &str) -> i32 {
+        parse_ymd(s).unwrap()
+    }
+
+    #[test]
+    fn period_indices_and_starts() {
+        // 2024-12-30 (Monday) starts ISO week 1 of 2025; 2024-12-29 is a Sunday.
+        let w = Period::Week;
+        assert_eq!(Day(w.start(w.index(d("2025-01-01")))).to_string(), "2024-12-30");
+        assert_eq!(w.index(d("2024-12-29")) + 1, w.index(d("2024-12-30")));
+        assert_eq!(Day(w.start(w.index(d("1970-01-01")))).to_string(), "1969-12-29");
+        let q = Period::Quarter;
+        assert_eq!(Day(q.start(q.index(d("2024-06-30")))).to_string(), "2024-04-01");
+        assert_eq!(q.index(d("2024-07-01")) - q.index(d("2024-06-30")), 1);
+        assert_eq!(q.index(d("2025-01-01")) - q.index(d("2024-12-31")), 1);
+        let m = Period::Month;
+        assert_eq!(Day(m.start(m.index(d("2024-02-29")))).to_string(), "2024-02-01");
+        assert_eq!(m.index(d("2025-01-15")) - m.index(d("2024-11-30")), 2);
+        for p in [Period::Day, Period::Week, Period::Month, Period::Quarter] {
+            for day in -800..800 {
+                let i = p.index(day);
+                assert!(p.start(i) <= day && day < p.start(i + 1), "{p:?} {day}");
+            }
+        }
+    }
+
+    fn tx_from(rows: &[(u32, i32, f64)], customers: u32, as_of: i32) -> Transactions {
+        let mut tx = Transactions::default();
+        for c in 0..customers {
+            tx.ids.push(format!("c{c}").as_bytes());
+        }
+        for &(c, day, amount) in rows {
+            tx.customer.push(c);
+            tx.day.push(day);
+            tx.amount.push(amount);
+        }
+        tx.as_of = as_of;
+        tx
+    }
+
+    proptest! {
+        #[test]
+        fn cohort_invariants(
+            rows in prop::collection::vec((0u32..30, 0i32..400, -50.0f64..200.0), 1..300),
+            period in prop_oneof![Just(Period::Day), Just(Period::Week), Just(Period::Month), Just(Period::Quarter)],
+        ) {
+            let as_of = rows.iter().map(|r| r.1).max().unwrap();
+            let tx = tx_from(&rows, 30, as_of);
+            let classic = compute(&tx, period, Retention::Classic);
+            let rolling = compute(&tx, period, Retention::Rolling);
+            prop_assert_eq!(classic.cells.len(), rolling.cells.len());
+            for (a, b) in classic.cells.iter().zip(&rolling.cells) {
+                prop_assert_eq!((a.cohort, a.period), (b.cohort, b.period));
+                if a.period == 0 {
+                    prop_assert_eq!(a.customers, a.cohort_size);
+                    prop_assert_eq!(b.customers, b.cohort_size);
+                }
+                prop_assert!(a.customers <= b.customers);
+                prop_assert!(b.customers <= b.cohort_size);
+            }
+            for w in rolling.cells.windows(2) {
+                if w[0].cohort == w[1].cohort {
+                    prop_assert!(w[1].customers <= w[0].customers);
+                }
+            }
+            let buyers = (0..30u32).filter(|&c| rows.iter().any(|r| r.0 == c && r.2 > 0.0)).count() as u64;
+            let sizes: u64 = classic.cells.iter().filter(|c| c.period == 0).map(|c| c.cohort_size).sum();
+            prop_assert_eq!(sizes, buyers);
+        }
+    }
+}
