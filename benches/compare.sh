@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Times `churn rfm` against DuckDB and polars (Python) computing the same
-# table on a generated export, after checking that they agree.
+# Times `churn rfm` and `churn cohorts` against DuckDB and polars (Python)
+# computing the same tables on a generated export, after checking that they agree.
 #
 #   benches/compare.sh                 # 10M rows, 5 runs each
 #   benches/compare.sh --size 100M     # the big run
@@ -31,5 +31,8 @@ if [ ! -x benches/.venv/bin/python ]; then
     python3 -m venv benches/.venv
 fi
 benches/.venv/bin/pip install --quiet --disable-pip-version-check duckdb polars
-benches/.venv/bin/python benches/run.py --data "$data" --churn "$CARGO_TARGET_DIR/release/churn" \
-    --python benches/.venv/bin/python --runs "$runs" --name "rfm-$size" --update BENCHMARKS.md
+for task in rfm cohorts; do
+    benches/.venv/bin/python benches/run.py --task "$task" --data "$data" \
+        --churn "$CARGO_TARGET_DIR/release/churn" --python benches/.venv/bin/python \
+        --runs "$runs" --name "$task-$size" --update BENCHMARKS.md
+done

@@ -36,6 +36,27 @@ def run(cmd):
     return wall, peak_kb / 1024.0
 
 
+def agree_cohorts(reference, other, name):
+    """Same cells; retention and revenue within 1e-9 relative."""
+    with open(reference, newline="") as fa, open(other, newline="") as fb:
+        a, b = csv.reader(fa), csv.reader(fb)
+        ha, hb = next(a), next(b)
+        if ha != hb:
+            sys.exit(f"{name}: header {hb} differs from churn's {ha}")
+        n = 0
+        for x, y in itertools.zip_longest(a, b):
+            n += 1
+            if x is None or y is None:
+                sys.exit(f"{name}: the row counts differ from churn's")
+            same = [x[i] == y[i] for i in (0, 1, 2, 3, 5, 7)]
+            close = all(
+                abs(float(x[i]) - float(y[i])) <= 1e-9 * max(1.0, abs(float(x[i]))) for i in (4, 6)
+            )
+            if not all(same) or not close:
+                sys.exit(f"{name} disagrees with churn:\n  churn: {x}\n  {name}: {y}")
+    return n, 0
+
+
 def agree(reference, other, name):
     """Same customers and figures; scores may differ only where the monetary
     sums differ in the last bits (a different summation order) and sit on a
@@ -70,25 +91,32 @@ def main():
     p.add_argument("--churn", required=True)
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--task", choices=["rfm", "cohorts"], default="rfm")
     p.add_argument("--name", default="rfm")
     p.add_argument("--update")
     args = p.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     out = os.path.join(here, "data", "out")
     os.makedirs(out, exist_ok=True)
+    task = args.task
+    churn_args = ["rfm"] if task == "rfm" else ["cohorts", "--period", "month"]
     tools = {
-        "churn": lambda o: [args.churn, "rfm", args.data, "--quiet", "-o", o],
-        "duckdb": lambda o: [args.python, os.path.join(here, "rfm_duckdb.py"), args.data, o],
-        "polars (Python)": lambda o: [args.python, os.path.join(here, "rfm_polars.py"), args.data, o],
+        "churn": lambda o: [args.churn] + churn_args + [args.data, "--quiet", "-o", o],
+        "duckdb": lambda o: [args.python, os.path.join(here, f"{task}_duckdb.py"), args.data, o],
+        "polars (Python)": lambda o: [args.python, os.path.join(here, f"{task}_polars.py"), args.data, o],
     }
-    outputs = {t: os.path.join(out, t.split()[0] + ".csv") for t in tools}
+    outputs = {t: os.path.join(out, f"{task}-{t.split()[0]}.csv") for t in tools}
+    check = agree if task == "rfm" else agree_cohorts
     for t, cmd in tools.items():
         run(cmd(outputs[t]))
     notes = []
     for t in tools:
         if t != "churn":
-            n, ties = agree(outputs["churn"], outputs[t], t)
-            notes.append(f"{t}: same {n:,} rows as churn ({ties} rows on a quantile cut point differ by a score, from float summation order)")
+            n, ties = check(outputs["churn"], outputs[t], t)
+            if task == "rfm":
+                notes.append(f"{t}: same {n:,} rows as churn ({ties} rows on a quantile cut point differ by a score, from float summation order)")
+            else:
+                notes.append(f"{t}: same {n:,} cells as churn (retention and revenue within 1e-9 relative)")
     times = {t: [] for t in tools}
     mems = {t: [] for t in tools}
     names = list(tools)
@@ -100,7 +128,9 @@ def main():
             mems[t].append(m)
             print(f"run {r + 1}: {t}: {w:.2f} s, {m:.0f} MiB", file=sys.stderr)
     size = os.path.getsize(args.data)
+    work = "`churn rfm`" if task == "rfm" else "`churn cohorts --period month`"
     lines = [
+        f"Work: {work} and the same table from each peer. "
         f"Input: `{os.path.relpath(args.data)}` ({size / 1e6:.0f} MB). "
         f"Machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}. "
         f"Median of {args.runs} runs, rotating order; peak memory is the child's max RSS.",

@@ -115,8 +115,16 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
         }
     }
     let last_index = period.index(tx.as_of);
+    // Period index of every day in the data's range, looked up per row.
+    let (lo, hi) = tx
+        .day
+        .par_iter()
+        .fold(|| (i32::MAX, i32::MIN), |(a, b), &d| (a.min(d), b.max(d)))
+        .reduce(|| (i32::MAX, i32::MIN), |x, y| (x.0.min(y.0), x.1.max(y.1)));
+    let table: Vec<i64> = (lo..=hi.max(lo)).map(|d| period.index(d)).collect();
+    let index_of = |day: i32| table[(day - lo) as usize];
     let cohort_of: Vec<Option<i64>> =
-        first.par_iter().map(|&d| (d != i32::MAX).then(|| period.index(d))).collect();
+        first.par_iter().map(|&d| (d != i32::MAX).then(|| index_of(d))).collect();
     let Some(first_index) = cohort_of.iter().flatten().min().copied() else {
         return Cohorts { period, retention, cells: Vec::new(), rows_before_first_purchase: 0 };
     };
@@ -131,18 +139,21 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
     let groups = group_by_customer(tx, |r| {
         (tx.amount[r] > 0.0).then(|| {
             let c = cohort_of[tx.customer[r] as usize].expect("a purchase gives a cohort");
-            ((period.index(tx.day[r]) - c) as u32, order_key(r))
+            ((index_of(tx.day[r]) - c) as u32, order_key(r))
         })
     });
     let size = width * width;
     let (customers, orders, sizes) = (0..n)
         .into_par_iter()
         .fold(
-            || (vec![0u64; size], vec![0u64; size], vec![0u64; width]),
-            |(mut customers, mut orders, mut sizes), c| {
-                let Some(cohort) = cohort_of[c] else { return (customers, orders, sizes) };
+            || (vec![0u64; size], vec![0u64; size], vec![0u64; width], Vec::new()),
+            |(mut customers, mut orders, mut sizes, mut buys), c| {
+                let Some(cohort) = cohort_of[c] else {
+                    return (customers, orders, sizes, buys);
+                };
                 sizes[(cohort - first_index) as usize] += 1;
-                let mut buys = groups.get(c).to_vec();
+                buys.clear();
+                buys.extend_from_slice(groups.get(c));
                 buys.sort_unstable();
                 buys.dedup();
                 let last_k = buys.last().map_or(0, |b| b.0) as i64;
@@ -165,9 +176,10 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
                 for &(k, _) in &buys {
                     orders[cell(cohort, k as i64)] += 1;
                 }
-                (customers, orders, sizes)
+                (customers, orders, sizes, buys)
             },
         )
+        .map(|(customers, orders, sizes, _)| (customers, orders, sizes))
         .reduce(
             || (vec![0u64; size], vec![0u64; size], vec![0u64; width]),
             |mut a, b| {
@@ -185,7 +197,7 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
     let mut before = 0u64;
     for r in 0..tx.len() {
         let Some(cohort) = cohort_of[tx.customer[r] as usize] else { continue };
-        let k = period.index(tx.day[r]) - cohort;
+        let k = index_of(tx.day[r]) - cohort;
         if k < 0 {
             before += 1;
             continue;
