@@ -1,4 +1,4 @@
-//! The retention heatmap as a self-contained SVG (or an HTML page holding it).
+//! The retention heatmap as a self-contained SVG, an HTML page holding it, or a PNG.
 //!
 //! Hand-written SVG keeps churn free of plotting and font dependencies and
 //! renders the same everywhere: browsers, email clients, slides. Cells are
@@ -69,7 +69,7 @@ pub fn heatmap_svg(c: &Cohorts, first_day: i32, as_of: i32) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, sans-serif" font-size="11">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, DejaVu Sans, sans-serif" font-size="11">"#
     );
     let _ = write!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let title = format!(
@@ -136,6 +136,25 @@ pub fn heatmap_svg(c: &Cohorts, first_day: i32, as_of: i32) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// The font embedded for raster output, so a PNG looks the same on a
+/// server without fonts (DejaVu Sans, Bitstream Vera license, see assets/fonts).
+const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+
+/// Rasterises an SVG made by this module to PNG bytes, at twice its size
+/// for sharp text on high-density screens and slides.
+pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
+    use resvg::{tiny_skia, usvg};
+    let mut opt = usvg::Options::default();
+    opt.fontdb_mut().load_font_data(FONT.to_vec());
+    opt.font_family = "DejaVu Sans".to_string();
+    let tree = usvg::Tree::from_str(svg, &opt).map_err(|e| format!("invalid chart SVG: {e}"))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width() * 2, size.height() * 2)
+        .ok_or_else(|| format!("chart too large ({}x{})", size.width(), size.height()))?;
+    resvg::render(&tree, tiny_skia::Transform::from_scale(2.0, 2.0), &mut pixmap.as_mut());
+    pixmap.encode_png().map_err(|e| format!("encoding PNG: {e}"))
 }
 
 /// The heatmap in a minimal HTML page.

@@ -725,8 +725,37 @@ fn cohort_chart_has_one_cell_per_matrix_entry() {
     assert!(out.iter().all(|r| r[4] == "1"));
     assert_eq!(svg_cells(&svg36), 666);
     churn()
-        .args(["cohorts", sample.to_str().unwrap(), "--chart", "c.png"])
+        .args(["cohorts", sample.to_str().unwrap(), "--chart", "c.gif"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains(".svg or .html"));
+        .stderr(predicate::str::contains(".svg, .png or .html"));
+
+    // PNG: twice the SVG's size; a coloured cell at every matrix entry of the
+    // 36-cohort triangle and white paper beyond it (cells are 46x22 at
+    // (150, 78) + (k * 46, cohort * 22) in SVG units).
+    let png = dir.path().join("36.png");
+    stdout_of(&["cohorts", input.to_str().unwrap(), "--chart", png.to_str().unwrap()]);
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let svg_text = std::fs::read_to_string(&svg36).unwrap();
+    let doc = roxmltree::Document::parse(&svg_text).unwrap();
+    let width: u32 = doc.root_element().attribute("width").unwrap().parse().unwrap();
+    assert_eq!(info.width, width * 2);
+    let channels = info.line_size / info.width as usize;
+    let pixel = |x: usize, y: usize| {
+        let i = (y * 2) * info.line_size + (x * 2) * channels;
+        (buf[i], buf[i + 1], buf[i + 2])
+    };
+    for cohort in 0..36 {
+        for k in 0..36 {
+            let p = pixel(150 + k * 46 + 4, 78 + cohort * 22 + 4);
+            if k < 36 - cohort {
+                assert_eq!(p, (8, 48, 107), "cell ({cohort}, {k}) is 100%: the darkest blue");
+            } else {
+                assert_eq!(p, (255, 255, 255), "no cell at ({cohort}, {k})");
+            }
+        }
+    }
 }

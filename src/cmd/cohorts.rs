@@ -12,6 +12,13 @@ use crate::output::{self, ColumnData, Table};
 use crate::progress::Progress;
 use crate::UsageError;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChartKind {
+    Svg,
+    Png,
+    Html,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Layout {
     /// One row per (cohort, period offset).
@@ -66,7 +73,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Values::Retention, help_heading = "Cohorts")]
     pub values: Values,
 
-    /// Also draw the retention heatmap to FILE (.svg or .html).
+    /// Also draw the retention heatmap to FILE (.svg, .png or .html).
     #[arg(long, value_name = "FILE", help_heading = "Cohorts")]
     pub chart: Option<PathBuf>,
 }
@@ -78,10 +85,11 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let chart_kind = match &args.chart {
         None => None,
         Some(p) => match p.extension().map(|e| e.to_string_lossy().to_lowercase()).as_deref() {
-            Some("svg") => Some(false),
-            Some("html") | Some("htm") => Some(true),
+            Some("svg") => Some(ChartKind::Svg),
+            Some("html") | Some("htm") => Some(ChartKind::Html),
+            Some("png") => Some(ChartKind::Png),
             _ => bail!(UsageError(format!(
-                "cannot draw a chart to {}: use a .svg or .html file",
+                "cannot draw a chart to {}: use a .svg, .png or .html file",
                 p.display()
             ))),
         },
@@ -119,14 +127,15 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         Layout::Wide => wide_table(&result, args.values),
     };
     output::write_table(&table, &target)?;
-    if let (Some(path), Some(html)) = (&args.chart, chart_kind) {
+    if let (Some(path), Some(kind)) = (&args.chart, chart_kind) {
         let first = report.first_day.unwrap_or(tx.as_of).min(tx.as_of);
-        let text = if html {
-            chart::heatmap_html(&result, first, tx.as_of)
-        } else {
-            chart::heatmap_svg(&result, first, tx.as_of)
+        let bytes = match kind {
+            ChartKind::Html => chart::heatmap_html(&result, first, tx.as_of).into_bytes(),
+            ChartKind::Svg => chart::heatmap_svg(&result, first, tx.as_of).into_bytes(),
+            ChartKind::Png => chart::svg_to_png(&chart::heatmap_svg(&result, first, tx.as_of))
+                .map_err(anyhow::Error::msg)?,
         };
-        output::atomic_write(path, |w| Ok(w.write_all(text.as_bytes())?))?;
+        output::atomic_write(path, |w| Ok(w.write_all(&bytes)?))?;
         progress.note(&format!("chart written to {}", path.display()));
     }
     progress.stage("write");
