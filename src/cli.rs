@@ -33,6 +33,8 @@ pub struct Cli {
 pub enum Command {
     Rfm(cmd::rfm::Args),
     Cohorts(cmd::cohorts::Args),
+    Fit(cmd::fit::Args),
+    Score(cmd::score::Args),
     Inspect(cmd::inspect::Args),
 }
 

@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod cohorts;
 pub mod dates;
 pub mod input;
+pub mod models;
 pub mod output;
 pub mod progress;
 pub mod rfm;
@@ -43,6 +44,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Rfm(args) => cmd::rfm::run(args, &progress),
         Command::Inspect(args) => cmd::inspect::run(args, &progress),
         Command::Cohorts(args) => cmd::cohorts::run(args, &progress),
+        Command::Fit(args) => cmd::fit::run(args, &progress),
+        Command::Score(args) => cmd::score::run(args, &progress),
     }
 }
 

@@ -1,5 +1,7 @@
 //! One module per subcommand: its options and the glue that runs it.
 
 pub mod cohorts;
+pub mod fit;
 pub mod inspect;
 pub mod rfm;
+pub mod score;

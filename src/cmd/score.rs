@@ -1,0 +1,314 @@
+//! `churn score`: the risk-scored customer list.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{check_not_overwriting_input, InputArgs, OutputArgs};
+use crate::input;
+use crate::models::{self, FittedModel, ModelName, Unit};
+use crate::output::{self, ColumnData, Table};
+use crate::progress::Progress;
+use crate::rfm::{self, RfmOptions};
+use crate::UsageError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoreModel {
+    Bgnbd,
+    Mbgnbd,
+    /// Fit both and keep the lowest BIC.
+    Auto,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortBy {
+    ValueAtRisk,
+    ChurnRisk,
+    Clv,
+}
+
+/// Score every customer: probability still active, expected purchases and
+/// spend over a horizon, CLV and value at risk, with a risk band and the RFM segment.
+///
+/// One row per customer with a purchase, sorted by value_at_risk (or --sort)
+/// descending, then customer_id. Models are fitted on the input unless given
+/// with --model-file (a purchase model and/or a Gamma-Gamma model saved by
+/// `churn fit --save`). CLV discounts the expected purchases of each model
+/// unit at the end of that unit with a continuous rate equivalent to
+/// --discount-rate per year.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  churn score sales.csv --top 500 --min-risk 0.6 -o at_risk.csv
+  churn score sales.parquet --horizon 12w --sort churn_risk | head
+  churn fit sales.csv --save bgnbd.json && churn fit sales.csv --model gg --save gg.json
+  churn score sales.csv --model-file bgnbd.json --model-file gg.json")]
+pub struct Args {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Purchase model to fit (ignored for what --model-file provides).
+    #[arg(long, value_enum, default_value_t = ScoreModel::Bgnbd, help_heading = "Model")]
+    pub model: ScoreModel,
+
+    /// A model saved by `churn fit --save`; repeat for a purchase and a spend model.
+    #[arg(long, value_name = "FILE", help_heading = "Model")]
+    pub model_file: Vec<PathBuf>,
+
+    /// Time unit for fitting and for the recency and T columns.
+    #[arg(long, value_enum, default_value_t = Unit::Week, help_heading = "Model")]
+    pub unit: Unit,
+
+    /// L2 penalty when fitting.
+    #[arg(long, default_value_t = 0.0, value_name = "LAMBDA", help_heading = "Model")]
+    pub penalty: f64,
+
+    /// Prediction horizon: days (90d), weeks (12w), months (3m, 365.25/12 days) or years (1y).
+    #[arg(long, default_value = "90d", value_parser = parse_horizon, value_name = "SPAN", help_heading = "Scores")]
+    pub horizon: f64,
+
+    /// Annual discount rate for CLV (0.10 = 10% a year).
+    #[arg(long, default_value_t = 0.10, value_name = "RATE", help_heading = "Scores")]
+    pub discount_rate: f64,
+
+    /// churn_risk thresholds for the high and medium bands.
+    #[arg(long, default_value = "0.7,0.4", value_parser = parse_bands, value_name = "HIGH,MEDIUM", help_heading = "Scores")]
+    pub bands: (f64, f64),
+
+    /// Keep customers with churn_risk at least P.
+    #[arg(long, value_name = "P", help_heading = "Scores")]
+    pub min_risk: Option<f64>,
+
+    /// Keep the first N rows after sorting.
+    #[arg(long, value_name = "N", help_heading = "Scores")]
+    pub top: Option<usize>,
+
+    /// Sort key (descending; ties by customer_id).
+    #[arg(long, value_enum, default_value_t = SortBy::ValueAtRisk, help_heading = "Scores")]
+    pub sort: SortBy,
+}
+
+/// "90d", "12w", "3m", "1y" as days.
+pub fn parse_horizon(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_alphabetic()).unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("'{s}' is not a span like 90d, 12w, 3m or 1y"))?;
+    let days = match unit {
+        "d" => 1.0,
+        "w" => 7.0,
+        "m" => 365.25 / 12.0,
+        "y" => 365.25,
+        _ => return Err(format!("'{s}': use a d, w, m or y suffix, e.g. 90d")),
+    };
+    if !(n > 0.0) {
+        return Err(format!("'{s}': the horizon must be positive"));
+    }
+    Ok(n * days)
+}
+
+fn parse_bands(s: &str) -> Result<(f64, f64), String> {
+    let parts: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("'{s}' is not two numbers like 0.7,0.4"))?;
+    match parts[..] {
+        [h, m] if (0.0..=1.0).contains(&h) && (0.0..=1.0).contains(&m) && m <= h => Ok((h, m)),
+        _ => Err(format!("'{s}': give HIGH,MEDIUM with 0 <= MEDIUM <= HIGH <= 1")),
+    }
+}
+
+fn load_model(path: &PathBuf) -> Result<FittedModel> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read model file {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a model saved by `churn fit --save`", path.display()))
+}
+
+pub fn run(args: Args, progress: &Progress) -> Result<()> {
+    check_not_overwriting_input(&args.input, &args.output)?;
+    let target = args.output.target();
+    target.resolved_format()?;
+    if !(args.discount_rate > -1.0) {
+        bail!(UsageError("--discount-rate must be above -1".into()));
+    }
+    let mut purchase_file = None;
+    let mut spend_file = None;
+    for path in &args.model_file {
+        let m = load_model(path)?;
+        let slot = if m.model == ModelName::Gg { &mut spend_file } else { &mut purchase_file };
+        if slot.is_some() {
+            bail!(UsageError(format!("two {} models given with --model-file", m.model.title())));
+        }
+        *slot = Some(m);
+    }
+    let (tx, report) = input::load(&args.input.load_options(), progress)?;
+    progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
+    let summary = models::summarize(&tx);
+    if summary.is_empty() {
+        bail!("no customer has a purchase on or before {}", input::day_string(tx.as_of));
+    }
+    progress.note(&format!(
+        "{}; as of {}",
+        report.summary(summary.len()),
+        input::day_string(tx.as_of)
+    ));
+    let unit = purchase_file.as_ref().map_or(args.unit, |m| m.unit);
+    let pat = models::patterns(&summary, unit);
+    let spinner = progress.spinner("fitting and scoring");
+    let purchase = match purchase_file {
+        Some(m) => m,
+        None => {
+            let names: &[ModelName] = match args.model {
+                ScoreModel::Bgnbd => &[ModelName::Bgnbd],
+                ScoreModel::Mbgnbd => &[ModelName::Mbgnbd],
+                ScoreModel::Auto => &[ModelName::Bgnbd, ModelName::Mbgnbd],
+            };
+            let fits: Vec<FittedModel> = names
+                .iter()
+                .map(|&m| {
+                    let fit = models::fit_purchase(m.purchase_kind().unwrap(), &pat, args.penalty);
+                    models::describe(m, &fit, unit, tx.as_of)
+                })
+                .filter(|f| f.converged)
+                .collect();
+            fits.into_iter().min_by(|a, b| a.bic.total_cmp(&b.bic)).ok_or_else(|| {
+                anyhow::anyhow!("the purchase model did not converge; try --penalty 0.001, another --unit, or `churn fit` to see the fit")
+            })?
+        }
+    };
+    let spend = match spend_file {
+        Some(m) => m,
+        None => match models::fit_spend(&summary, args.penalty) {
+            Some(fit) if fit.converged => models::describe(ModelName::Gg, &fit, unit, tx.as_of),
+            Some(_) => bail!("the Gamma-Gamma spend fit did not converge; try --penalty 0.001"),
+            None => bail!(
+                "the spend model needs customers with repeat purchases: fewer than 3 have one"
+            ),
+        },
+    };
+    let pp = purchase.param_vec();
+    let sp = spend.param_vec();
+    if sp[1] <= 1.0 {
+        bail!(
+            "the Gamma-Gamma fit has q = {} <= 1: expected spend is infinite; try --penalty",
+            sp[1]
+        );
+    }
+    progress.note(&format!(
+        "{}: {}; Gamma-Gamma: p={:.4} q={:.4} gamma={:.4}",
+        purchase.model.title(),
+        purchase
+            .model
+            .param_names()
+            .iter()
+            .zip(&pp)
+            .map(|(n, v)| format!("{n}={v:.4}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        sp[0],
+        sp[1],
+        sp[2]
+    ));
+    let horizon = models::Horizon {
+        units: args.horizon / unit.days(),
+        discount_per_unit: (1.0 + args.discount_rate).ln() * unit.days() / 365.25,
+    };
+    let kind = purchase.model.purchase_kind().expect("a purchase model");
+    let scores = models::score(
+        &summary,
+        &pat,
+        kind,
+        &[pp[0], pp[1], pp[2], pp[3]],
+        &[sp[0], sp[1], sp[2]],
+        horizon,
+    );
+    let rfm_rows = rfm::compute(&tx, &RfmOptions::default());
+    let names = RfmOptions::default().segments.names();
+    let mut segment_of = vec![u16::MAX; tx.ids.len()];
+    for r in &rfm_rows {
+        segment_of[r.customer as usize] = r.segment;
+    }
+    spinner.finish_and_clear();
+
+    // Rows: filter, sort, cut.
+    let risk = |i: usize| 1.0 - scores[i].p_alive;
+    let var = |i: usize| risk(i) * scores[i].clv_if_alive;
+    let mut order: Vec<usize> =
+        (0..summary.len()).filter(|&i| args.min_risk.is_none_or(|p| risk(i) >= p)).collect();
+    let key = |i: usize| match args.sort {
+        SortBy::ValueAtRisk => var(i),
+        SortBy::ChurnRisk => risk(i),
+        SortBy::Clv => scores[i].clv,
+    };
+    let mut by_id: Vec<u32> = summary.customer.clone();
+    rfm::sort_by_id(&mut by_id, &tx.ids);
+    let mut rank = vec![0u32; tx.ids.len()];
+    for (k, &c) in by_id.iter().enumerate() {
+        rank[c as usize] = k as u32;
+    }
+    order.sort_by(|&a, &b| {
+        key(b)
+            .total_cmp(&key(a))
+            .then(rank[summary.customer[a] as usize].cmp(&rank[summary.customer[b] as usize]))
+    });
+    if let Some(n) = args.top {
+        order.truncate(n);
+    }
+    let (high, medium) = args.bands;
+    let f = |g: &dyn Fn(usize) -> f64| ColumnData::Float(order.iter().map(|&i| g(i)).collect());
+    let mut t = Table::new();
+    t.push(
+        "customer_id",
+        ColumnData::Str(order.iter().map(|&i| tx.ids.get(summary.customer[i])).collect()),
+    );
+    t.push("frequency", ColumnData::I32(order.iter().map(|&i| summary.x[i] as i32).collect()));
+    t.push("recency", f(&|i| summary.t_x_days[i] as f64 / unit.days()));
+    t.push("T", f(&|i| summary.t_days[i] as f64 / unit.days()));
+    t.push("monetary_avg", f(&|i| summary.monetary_avg[i]));
+    t.push("p_alive", f(&|i| scores[i].p_alive));
+    t.push("churn_risk", f(&risk));
+    t.push("expected_purchases", f(&|i| scores[i].expected_purchases));
+    t.push("p_no_purchase", f(&|i| scores[i].p_no_purchase));
+    t.push("expected_spend", f(&|i| scores[i].expected_spend));
+    t.push("clv", f(&|i| scores[i].clv));
+    t.push("value_at_risk", f(&var));
+    let bands = vec!["high".to_string(), "medium".to_string(), "low".to_string()];
+    t.push(
+        "risk_band",
+        ColumnData::Cat {
+            labels: bands,
+            codes: order
+                .iter()
+                .map(|&i| {
+                    if risk(i) >= high {
+                        0
+                    } else if risk(i) >= medium {
+                        1
+                    } else {
+                        2
+                    }
+                })
+                .collect(),
+        },
+    );
+    let mut labels = names.clone();
+    labels.push(String::new());
+    let unknown = (labels.len() - 1) as u16;
+    t.push(
+        "segment",
+        ColumnData::Cat {
+            labels,
+            codes: order
+                .iter()
+                .map(|&i| match segment_of[summary.customer[i] as usize] {
+                    u16::MAX => unknown,
+                    s => s,
+                })
+                .collect(),
+        },
+    );
+    output::write_table(&t, &target)
+}

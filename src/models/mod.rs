@@ -1,0 +1,410 @@
+//! Probabilistic customer-base models: who is still a customer, how much
+//! will they buy, and what are they worth.
+//!
+//! The transactions are reduced to one (x, t_x, T, m) summary per customer;
+//! customers with the same (x, t_x, T) share a likelihood term and every
+//! conditional expectation, so fitting and scoring cost grows with the
+//! number of distinct patterns, not of customers.
+
+pub mod optimize;
+pub mod purchase;
+pub mod special;
+pub mod spend;
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::input::Transactions;
+use crate::rfm::group_by_customer;
+pub use purchase::{History, Kind};
+
+/// The time unit of x's rates, t_x and T.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Day,
+    #[default]
+    Week,
+    /// 365.25 / 12 days.
+    Month,
+}
+
+impl Unit {
+    pub fn days(self) -> f64 {
+        match self {
+            Unit::Day => 1.0,
+            Unit::Week => 7.0,
+            Unit::Month => 365.25 / 12.0,
+        }
+    }
+}
+
+/// Per customer with at least one purchase, in customer code order.
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    pub customer: Vec<u32>,
+    /// Repeat purchase days: distinct purchase days − 1.
+    pub x: Vec<u32>,
+    /// Days from the first to the last purchase day.
+    pub t_x_days: Vec<i32>,
+    /// Days from the first purchase day to the end of the as-of day.
+    pub t_days: Vec<i32>,
+    /// Mean amount of the repeat purchase days (0 when x = 0).
+    pub monetary_avg: Vec<f64>,
+}
+
+impl Summary {
+    pub fn len(&self) -> usize {
+        self.customer.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.customer.is_empty()
+    }
+
+    pub fn history(&self, i: usize, unit: Unit) -> History {
+        History {
+            x: self.x[i] as f64,
+            t_x: self.t_x_days[i] as f64 / unit.days(),
+            t: self.t_days[i] as f64 / unit.days(),
+        }
+    }
+}
+
+/// The customer summary: purchases on the same day are one purchase with
+/// their amounts summed; returns do not count.
+pub fn summarize(tx: &Transactions) -> Summary {
+    let groups = group_by_customer(tx, |r| (tx.amount[r] > 0.0).then(|| (tx.day[r], tx.amount[r])));
+    let per: Vec<Option<(u32, i32, i32, f64)>> = groups.map_groups(|buys| {
+        if buys.is_empty() {
+            return None;
+        }
+        let mut days: Vec<(i32, f64)> = buys.to_vec();
+        days.sort_by_key(|d| d.0);
+        let mut merged: Vec<(i32, f64)> = Vec::with_capacity(days.len());
+        for (d, a) in days {
+            match merged.last_mut() {
+                Some(last) if last.0 == d => last.1 += a,
+                _ => merged.push((d, a)),
+            }
+        }
+        let first = merged[0].0;
+        let x = merged.len() as u32 - 1;
+        let m = if x == 0 { 0.0 } else { merged[1..].iter().map(|d| d.1).sum::<f64>() / x as f64 };
+        Some((x, merged[merged.len() - 1].0 - first, tx.as_of + 1 - first, m))
+    });
+    let mut s = Summary::default();
+    for (c, v) in per.into_iter().enumerate() {
+        if let Some((x, t_x, t, m)) = v {
+            s.customer.push(c as u32);
+            s.x.push(x);
+            s.t_x_days.push(t_x);
+            s.t_days.push(t);
+            s.monetary_avg.push(m);
+        }
+    }
+    s
+}
+
+/// Distinct (x, t_x, T) patterns with their counts, and each customer's pattern.
+pub struct Patterns {
+    pub histories: Vec<History>,
+    pub weights: Vec<f64>,
+    pub of_customer: Vec<u32>,
+}
+
+pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
+    let mut index: HashMap<(u32, i32, i32), u32> = HashMap::new();
+    let mut keys: Vec<(u32, i32, i32)> = Vec::new();
+    let mut weights = Vec::new();
+    let of_customer = (0..s.len())
+        .map(|i| {
+            let key = (s.x[i], s.t_x_days[i], s.t_days[i]);
+            let k = *index.entry(key).or_insert_with(|| {
+                keys.push(key);
+                weights.push(0.0);
+                (keys.len() - 1) as u32
+            });
+            weights[k as usize] += 1.0;
+            k
+        })
+        .collect();
+    let histories = keys
+        .iter()
+        .map(|&(x, t_x, t)| History {
+            x: x as f64,
+            t_x: t_x as f64 / unit.days(),
+            t: t as f64 / unit.days(),
+        })
+        .collect();
+    Patterns { histories, weights, of_customer }
+}
+
+/// Which model, in files and on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelName {
+    Bgnbd,
+    Mbgnbd,
+    Gg,
+}
+
+impl ModelName {
+    pub fn param_names(self) -> &'static [&'static str] {
+        match self {
+            ModelName::Bgnbd | ModelName::Mbgnbd => &["r", "alpha", "a", "b"],
+            ModelName::Gg => &["p", "q", "gamma"],
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ModelName::Bgnbd => "BG/NBD",
+            ModelName::Mbgnbd => "MBG/NBD",
+            ModelName::Gg => "Gamma-Gamma",
+        }
+    }
+
+    pub fn purchase_kind(self) -> Option<Kind> {
+        match self {
+            ModelName::Bgnbd => Some(Kind::BgNbd),
+            ModelName::Mbgnbd => Some(Kind::MbgNbd),
+            ModelName::Gg => None,
+        }
+    }
+}
+
+/// A fitted model, as printed with `--json` and stored by `--save`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FittedModel {
+    pub model: ModelName,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub std_errors: serde_json::Map<String, serde_json::Value>,
+    pub log_likelihood: f64,
+    pub aic: f64,
+    pub bic: f64,
+    pub customers: u64,
+    pub converged: bool,
+    pub unit: Unit,
+    pub as_of: String,
+}
+
+impl FittedModel {
+    pub fn param_vec(&self) -> Vec<f64> {
+        self.model
+            .param_names()
+            .iter()
+            .map(|n| self.params.get(*n).and_then(|v| v.as_f64()).unwrap_or(f64::NAN))
+            .collect()
+    }
+}
+
+/// The raw result of a fit.
+#[derive(Clone, Debug)]
+pub struct Fit {
+    pub params: Vec<f64>,
+    pub std_errors: Vec<f64>,
+    pub log_likelihood: f64,
+    pub converged: bool,
+    pub observations: u64,
+}
+
+/// Fits from log-parameter starts; `term(params) -> (Σ w ll, Σ w ∇ll)` over the data.
+fn fit_ml(
+    start: &[f64],
+    penalty: f64,
+    total_weight: f64,
+    term: impl Fn(&[f64]) -> (f64, Vec<f64>) + Sync,
+) -> Fit {
+    // Mean negative log-likelihood (+ L2 penalty on the parameters) in θ = ln p.
+    let objective = |theta: &[f64]| {
+        let p: Vec<f64> = theta.iter().map(|t| t.exp()).collect();
+        let (ll, grad) = term(&p);
+        let value = -ll / total_weight + penalty * p.iter().map(|v| v * v).sum::<f64>();
+        let g =
+            (0..p.len()).map(|i| (-grad[i] / total_weight + 2.0 * penalty * p[i]) * p[i]).collect();
+        (value, g)
+    };
+    let theta0: Vec<f64> = start.iter().map(|v| v.ln()).collect();
+    let m = optimize::minimize(&objective, &theta0);
+    let params: Vec<f64> = m.theta.iter().map(|t| t.exp()).collect();
+    // Standard errors: inverse Hessian of the total negative log-likelihood in θ,
+    // mapped to the parameters by the delta method (se(p) = p se(θ)).
+    let h = optimize::hessian(&objective, &m.theta);
+    let total: Vec<Vec<f64>> =
+        h.iter().map(|r| r.iter().map(|v| v * total_weight).collect()).collect();
+    let std_errors = match optimize::invert(&total) {
+        Some(cov) => (0..params.len()).map(|i| params[i] * cov[i][i].max(0.0).sqrt()).collect(),
+        None => vec![f64::NAN; params.len()],
+    };
+    let (ll, _) = term(&params);
+    let converged = m.converged && ll.is_finite() && std_errors.iter().all(|s| s.is_finite());
+    Fit { params, std_errors, log_likelihood: ll, converged, observations: total_weight as u64 }
+}
+
+/// Maximum likelihood fit of a purchase model.
+pub fn fit_purchase(kind: Kind, pat: &Patterns, penalty: f64) -> Fit {
+    let total: f64 = pat.weights.iter().sum();
+    let mean_x = pat.histories.iter().zip(&pat.weights).map(|(h, w)| h.x * w).sum::<f64>() / total;
+    let mean_t = pat.histories.iter().zip(&pat.weights).map(|(h, w)| h.t * w).sum::<f64>() / total;
+    let start = [1.0, (mean_t / mean_x.max(0.01)).max(1e-3), 1.0, 1.0];
+    fit_ml(&start, penalty, total, |p| {
+        let p4 = [p[0], p[1], p[2], p[3]];
+        let (ll, g) = pat
+            .histories
+            .par_iter()
+            .zip(&pat.weights)
+            .fold(
+                || (0.0, [0.0; 4]),
+                |(ll, mut g), (h, w)| {
+                    let (l, gi) = purchase::log_likelihood(kind, &p4, *h);
+                    for k in 0..4 {
+                        g[k] += w * gi[k];
+                    }
+                    (ll + w * l, g)
+                },
+            )
+            .reduce(
+                || (0.0, [0.0; 4]),
+                |a, b| (a.0 + b.0, std::array::from_fn(|k| a.1[k] + b.1[k])),
+            );
+        (ll, g.to_vec())
+    })
+}
+
+/// Maximum likelihood fit of Gamma-Gamma on customers with repeat purchases.
+pub fn fit_spend(s: &Summary, penalty: f64) -> Option<Fit> {
+    let data: Vec<(f64, f64)> = (0..s.len())
+        .filter(|&i| s.x[i] > 0 && s.monetary_avg[i] > 0.0)
+        .map(|i| (s.x[i] as f64, s.monetary_avg[i]))
+        .collect();
+    if data.len() < 3 {
+        return None;
+    }
+    let mean_m = data.iter().map(|d| d.1).sum::<f64>() / data.len() as f64;
+    let start = [1.0, 2.0, mean_m];
+    Some(fit_ml(&start, penalty, data.len() as f64, |p| {
+        let p3 = [p[0], p[1], p[2]];
+        let (ll, g) = data
+            .par_iter()
+            .fold(
+                || (0.0, [0.0; 3]),
+                |(ll, mut g), &(x, m)| {
+                    let (l, gi) = spend::log_likelihood(&p3, x, m);
+                    for k in 0..3 {
+                        g[k] += gi[k];
+                    }
+                    (ll + l, g)
+                },
+            )
+            .reduce(
+                || (0.0, [0.0; 3]),
+                |a, b| (a.0 + b.0, std::array::from_fn(|k| a.1[k] + b.1[k])),
+            );
+        (ll, g.to_vec())
+    }))
+}
+
+/// Wraps a fit for printing and saving.
+pub fn describe(model: ModelName, fit: &Fit, unit: Unit, as_of: i32) -> FittedModel {
+    let names = model.param_names();
+    let k = names.len() as f64;
+    let n = fit.observations as f64;
+    let map = |v: &[f64]| {
+        names
+            .iter()
+            .zip(v)
+            .map(|(n, x)| {
+                (
+                    n.to_string(),
+                    serde_json::Number::from_f64(*x).map_or(serde_json::Value::Null, Into::into),
+                )
+            })
+            .collect()
+    };
+    FittedModel {
+        model,
+        params: map(&fit.params),
+        std_errors: map(&fit.std_errors),
+        log_likelihood: fit.log_likelihood,
+        aic: 2.0 * k - 2.0 * fit.log_likelihood,
+        bic: k * n.ln() - 2.0 * fit.log_likelihood,
+        customers: fit.observations,
+        converged: fit.converged,
+        unit,
+        as_of: crate::dates::Day(as_of).to_string(),
+    }
+}
+
+/// One customer's scores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Score {
+    pub p_alive: f64,
+    pub expected_purchases: f64,
+    pub p_no_purchase: f64,
+    pub expected_spend: f64,
+    pub clv: f64,
+    pub clv_if_alive: f64,
+}
+
+/// What to score: the horizon and the discounting, in model units.
+#[derive(Clone, Copy, Debug)]
+pub struct Horizon {
+    /// Length in model units.
+    pub units: f64,
+    /// Continuous discount rate per model unit: ln(1 + annual rate) × unit days / 365.25.
+    pub discount_per_unit: f64,
+}
+
+/// Scores every customer of the summary. Purchase-model quantities are
+/// computed once per distinct pattern. CLV discounts each model unit's
+/// expected purchases at the end of that unit.
+pub fn score(
+    s: &Summary,
+    pat: &Patterns,
+    kind: Kind,
+    purchase_params: &[f64; 4],
+    spend_params: &[f64; 3],
+    horizon: Horizon,
+) -> Vec<Score> {
+    let steps = horizon.units.ceil().max(1.0) as usize;
+    let per_pattern: Vec<(f64, f64, f64, f64)> = pat
+        .histories
+        .par_iter()
+        .map(|&h| {
+            let alive = purchase::p_alive(kind, purchase_params, h);
+            let mut discounted = 0.0;
+            let mut prev = 0.0;
+            for i in 1..=steps {
+                let t = (i as f64).min(horizon.units);
+                let e = purchase::expected_if_alive(kind, purchase_params, h, t);
+                discounted += (e - prev) * (-horizon.discount_per_unit * t).exp();
+                prev = e;
+            }
+            (
+                alive,
+                prev,
+                purchase::p_no_purchase(kind, purchase_params, h, horizon.units),
+                discounted,
+            )
+        })
+        .collect();
+    (0..s.len())
+        .into_par_iter()
+        .map(|i| {
+            let (alive, e_alive, p_none, discounted) = per_pattern[pat.of_customer[i] as usize];
+            let spend = spend::expected_spend(spend_params, s.x[i] as f64, s.monetary_avg[i]);
+            let clv_if_alive = discounted * spend;
+            Score {
+                p_alive: alive,
+                expected_purchases: alive * e_alive,
+                p_no_purchase: p_none,
+                expected_spend: spend,
+                clv: alive * clv_if_alive,
+                clv_if_alive,
+            }
+        })
+        .collect()
+}
