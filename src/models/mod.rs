@@ -408,3 +408,111 @@ pub fn score(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{Beta, Distribution, Exp, Gamma};
+
+    /// Simulated histories with known parameters, in continuous time:
+    /// BG/NBD drops out only after repeat purchases, MBG/NBD after any.
+    fn simulate(kind: Kind, p: [f64; 4], n: usize, seed: u64) -> Patterns {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let lambda = Gamma::new(p[0], 1.0 / p[1]).unwrap();
+        let drop = Beta::new(p[2], p[3]).unwrap();
+        let mut histories = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (l, q): (f64, f64) = (lambda.sample(&mut rng), drop.sample(&mut rng));
+            let t_end = rng.gen_range(26.0..78.0);
+            let gap = Exp::new(l).unwrap();
+            let (mut x, mut t_x, mut t) = (0.0, 0.0, 0.0);
+            let mut alive = !(kind == Kind::MbgNbd && rng.gen_bool(q));
+            while alive {
+                t += gap.sample(&mut rng);
+                if t > t_end {
+                    break;
+                }
+                x += 1.0;
+                t_x = t;
+                alive = !rng.gen_bool(q);
+            }
+            histories.push(History { x, t_x, t: t_end });
+        }
+        Patterns { weights: vec![1.0; n], of_customer: (0..n as u32).collect(), histories }
+    }
+
+    fn assert_recovered(truth: &[f64], fit: &Fit) {
+        assert!(fit.converged, "{fit:?}");
+        for i in 0..truth.len() {
+            let z = (fit.params[i] - truth[i]) / fit.std_errors[i];
+            assert!(
+                z.abs() < 1.96,
+                "parameter {i}: {} ± {} vs {}",
+                fit.params[i],
+                fit.std_errors[i],
+                truth[i]
+            );
+        }
+    }
+
+    #[test]
+    fn bgnbd_recovers_parameters() {
+        let truth = [0.243, 4.414, 0.793, 2.426];
+        let pat = simulate(Kind::BgNbd, truth, 30_000, 7);
+        assert_recovered(&truth, &fit_purchase(Kind::BgNbd, &pat, 0.0));
+    }
+
+    #[test]
+    fn mbgnbd_recovers_parameters() {
+        let truth = [0.5, 6.0, 0.7, 3.0];
+        let pat = simulate(Kind::MbgNbd, truth, 30_000, 11);
+        assert_recovered(&truth, &fit_purchase(Kind::MbgNbd, &pat, 0.0));
+    }
+
+    #[test]
+    fn gamma_gamma_recovers_parameters() {
+        let truth = [6.25, 3.74, 15.44];
+        let mut rng = StdRng::seed_from_u64(3);
+        let nu = Gamma::new(truth[1], 1.0 / truth[2]).unwrap();
+        let mut s = Summary::default();
+        for c in 0..20_000u32 {
+            let x = rng.gen_range(1..8u32);
+            let spend = Gamma::new(truth[0], 1.0 / nu.sample(&mut rng)).unwrap();
+            let m = (0..x).map(|_| spend.sample(&mut rng)).sum::<f64>() / x as f64;
+            s.customer.push(c);
+            s.x.push(x);
+            s.t_x_days.push(0);
+            s.t_days.push(0);
+            s.monetary_avg.push(m);
+        }
+        assert_recovered(&truth, &fit_spend(&s, 0.0).unwrap());
+    }
+
+    proptest! {
+        #[test]
+        fn extreme_customers_give_finite_scores(
+            x in prop_oneof![Just(0.0), Just(1.0), Just(500.0), 0.0f64..1000.0],
+            tx_frac in prop_oneof![Just(0.0), Just(1.0), 0.0f64..1.0],
+            t in prop_oneof![Just(1e-3), Just(1e5), 1e-3f64..1e4],
+            horizon in prop_oneof![Just(1e-3), Just(1e4), 1e-3f64..500.0],
+            kind in prop_oneof![Just(Kind::BgNbd), Just(Kind::MbgNbd)],
+        ) {
+            let x = x.round();
+            let h = History { x, t_x: if x == 0.0 { 0.0 } else { tx_frac * t }, t };
+            let p = [0.243, 4.414, 0.793, 2.426];
+            let (ll, g) = purchase::log_likelihood(kind, &p, h);
+            prop_assert!(ll.is_finite() && g.iter().all(|v| v.is_finite()), "{ll} {g:?}");
+            let alive = purchase::p_alive(kind, &p, h);
+            prop_assert!((0.0..=1.0).contains(&alive));
+            let e = purchase::expected_purchases(kind, &p, h, horizon);
+            prop_assert!(e.is_finite() && e >= 0.0, "{e}");
+            let none = purchase::p_no_purchase(kind, &p, h, horizon);
+            prop_assert!((0.0..=1.0 + 1e-12).contains(&none), "{none}");
+            let spend = spend::expected_spend(&[6.25, 3.74, 15.44], x, 35.0);
+            prop_assert!(spend.is_finite() && spend > 0.0);
+        }
+    }
+}
