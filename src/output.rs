@@ -247,21 +247,23 @@ fn write_to(table: &Table, format: OutputFormat, w: &mut dyn Write) -> Result<()
     }
 }
 
-/// A float in its shortest round-trip form, without a negative zero.
-pub fn fmt_float(v: f64, out: &mut String) {
-    use std::fmt::Write as _;
-    if v == 0.0 {
-        out.push('0');
-    } else if v.is_finite() {
-        let _ = write!(out, "{v}");
-    }
-}
-
-fn push_float(v: f64, out: &mut Vec<u8>) {
+/// A float in its shortest round-trip form: `145`, `0.1`, `5.76e-9`,
+/// `1e16` (no trailing `.0`, no negative zero, an exponent only for very
+/// small or large magnitudes). Non-finite values are written as nothing.
+pub fn push_float(v: f64, out: &mut Vec<u8>) {
     if v == 0.0 {
         out.push(b'0');
     } else if v.is_finite() {
-        let _ = write!(out, "{v}");
+        let mut buf = ryu::Buffer::new();
+        let s = buf.format_finite(v);
+        match s.find(".0") {
+            // ryu writes whole numbers as "145.0" and "1.0e16": drop the ".0".
+            Some(i) if s[i + 2..].is_empty() || s[i + 2..].starts_with('e') => {
+                out.extend_from_slice(s[..i].as_bytes());
+                out.extend_from_slice(s[i + 2..].as_bytes());
+            }
+            _ => out.extend_from_slice(s.as_bytes()),
+        }
     }
 }
 
@@ -494,6 +496,26 @@ mod tests {
             render(OutputFormat::Csv),
             "id,seg,n,x,d,p\na,z,1,0.30000000000000004,1970-01-01,true\n\"b,\"\"c\"\"\",x y,-2,0,2024-02-29,false\n"
         );
+    }
+
+    #[test]
+    fn floats_are_shortest_round_trip() {
+        let show = |v: f64| {
+            let mut b = Vec::new();
+            push_float(v, &mut b);
+            String::from_utf8(b).unwrap()
+        };
+        assert_eq!(show(145.0), "145");
+        assert_eq!(show(-17.6), "-17.6");
+        assert_eq!(show(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(show(5.762296258363846e-9), "5.762296258363846e-9");
+        assert_eq!(show(1e16), "1e16");
+        assert_eq!(show(123456789012345.0), "123456789012345");
+        assert_eq!(show(-0.0), "0");
+        assert_eq!(show(f64::NAN), "");
+        for v in [1.0 / 3.0, 2.5e-300, 1.7976931348623157e308, 0.000123] {
+            assert_eq!(show(v).parse::<f64>().unwrap(), v);
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 
 use crate::cli::{check_not_overwriting_input, InputArgs, OutputArgs};
 use crate::input;
@@ -146,7 +147,9 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     }
     let (tx, report) = input::load(&args.input.load_options(), progress)?;
     progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
+    progress.stage("load");
     let summary = models::summarize(&tx);
+    progress.stage("summary");
     if summary.is_empty() {
         bail!("no customer has a purchase on or before {}", input::day_string(tx.as_of));
     }
@@ -157,6 +160,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     ));
     let unit = purchase_file.as_ref().map_or(args.unit, |m| m.unit);
     let pat = models::patterns(&summary, unit);
+    progress.stage("patterns");
     let spinner = progress.spinner("fitting and scoring");
     let purchase = match purchase_file {
         Some(m) => m,
@@ -179,6 +183,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             })?
         }
     };
+    progress.stage("purchase model");
     let spend = match spend_file {
         Some(m) => m,
         None => match models::fit_spend(&summary, args.penalty) {
@@ -189,6 +194,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             ),
         },
     };
+    progress.stage("spend model");
     let pp = purchase.param_vec();
     let sp = spend.param_vec();
     if sp[1] <= 1.0 {
@@ -225,7 +231,9 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         &[sp[0], sp[1], sp[2]],
         horizon,
     );
+    progress.stage("scores");
     let rfm_rows = rfm::compute(&tx, &RfmOptions::default());
+    progress.stage("rfm");
     let names = RfmOptions::default().segments.names();
     let mut segment_of = vec![u16::MAX; tx.ids.len()];
     for r in &rfm_rows {
@@ -236,7 +244,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     // Rows: filter, sort, cut.
     let risk = |i: usize| 1.0 - scores[i].p_alive;
     let var = |i: usize| risk(i) * scores[i].clv_if_alive;
-    let mut order: Vec<usize> =
+    let order: Vec<usize> =
         (0..summary.len()).filter(|&i| args.min_risk.is_none_or(|p| risk(i) >= p)).collect();
     let key = |i: usize| match args.sort {
         SortBy::ValueAtRisk => var(i),
@@ -249,14 +257,16 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     for (k, &c) in by_id.iter().enumerate() {
         rank[c as usize] = k as u32;
     }
-    order.sort_by(|&a, &b| {
-        key(b)
-            .total_cmp(&key(a))
-            .then(rank[summary.customer[a] as usize].cmp(&rank[summary.customer[b] as usize]))
-    });
+    let mut keyed: Vec<(f64, u32, u32)> = order
+        .par_iter()
+        .map(|&i| (key(i), rank[summary.customer[i] as usize], i as u32))
+        .collect();
+    keyed.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut order: Vec<usize> = keyed.into_iter().map(|k| k.2 as usize).collect();
     if let Some(n) = args.top {
         order.truncate(n);
     }
+    progress.stage("sort");
     let (high, medium) = args.bands;
     let f = |g: &dyn Fn(usize) -> f64| ColumnData::Float(order.iter().map(|&i| g(i)).collect());
     let mut t = Table::new();
@@ -310,5 +320,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
                 .collect(),
         },
     );
-    output::write_table(&t, &target)
+    output::write_table(&t, &target)?;
+    progress.stage("write");
+    Ok(())
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::input::Transactions;
 use crate::rfm::group_by_customer;
+use special::{digamma, ln_gamma};
 pub use purchase::{History, Kind};
 
 /// The time unit of x's rates, t_x and T.
@@ -250,8 +251,12 @@ pub fn fit_purchase(kind: Kind, pat: &Patterns, penalty: f64) -> Fit {
     let mean_x = pat.histories.iter().zip(&pat.weights).map(|(h, w)| h.x * w).sum::<f64>() / total;
     let mean_t = pat.histories.iter().zip(&pat.weights).map(|(h, w)| h.t * w).sum::<f64>() / total;
     let start = [1.0, (mean_t / mean_x.max(0.01)).max(1e-3), 1.0, 1.0];
+    let max_x = pat.histories.iter().map(|h| h.x as usize).max().unwrap_or(0);
     fit_ml(&start, penalty, total, |p| {
         let p4 = [p[0], p[1], p[2], p[3]];
+        // The Γ and ψ terms depend on x alone: once per x, not per pattern.
+        let per_x: Vec<purchase::XTerms> =
+            (0..=max_x).into_par_iter().map(|x| purchase::x_terms(kind, &p4, x as f64)).collect();
         let (ll, g) = pat
             .histories
             .par_iter()
@@ -259,7 +264,8 @@ pub fn fit_purchase(kind: Kind, pat: &Patterns, penalty: f64) -> Fit {
             .fold(
                 || (0.0, [0.0; 4]),
                 |(ll, mut g), (h, w)| {
-                    let (l, gi) = purchase::log_likelihood(kind, &p4, *h);
+                    let xt = &per_x[h.x as usize];
+                    let (l, gi) = purchase::log_likelihood_given(kind, &p4, *h, xt);
                     for k in 0..4 {
                         g[k] += w * gi[k];
                     }
@@ -285,25 +291,45 @@ pub fn fit_spend(s: &Summary, penalty: f64) -> Option<Fit> {
     }
     let mean_m = data.iter().map(|d| d.1).sum::<f64>() / data.len() as f64;
     let start = [1.0, 2.0, mean_m];
+    let ln_m: Vec<f64> = data.par_iter().map(|d| d.1.ln()).collect();
+    let max_x = data.iter().map(|d| d.0 as usize).max().unwrap_or(1);
     Some(fit_ml(&start, penalty, data.len() as f64, |p| {
-        let p3 = [p[0], p[1], p[2]];
-        let (ll, g) = data
+        let [pp, q, g] = [p[0], p[1], p[2]];
+        // Terms in x alone (Γ, ψ, ln x), once per distinct x.
+        let per_x: Vec<(f64, f64, f64)> = (0..=max_x)
+            .map(|x| {
+                let (x, px) = (x as f64, pp * x as f64);
+                if x == 0.0 {
+                    return (0.0, 0.0, 0.0);
+                }
+                let d = digamma(px + q);
+                (
+                    ln_gamma(px + q) - ln_gamma(px) - ln_gamma(q) + q * g.ln() + px * x.ln(),
+                    x * (d - digamma(px) + x.ln()),
+                    d - digamma(q) + g.ln(),
+                )
+            })
+            .collect();
+        let (ll, grad) = data
             .par_iter()
+            .zip(&ln_m)
             .fold(
                 || (0.0, [0.0; 3]),
-                |(ll, mut g), &(x, m)| {
-                    let (l, gi) = spend::log_likelihood(&p3, x, m);
-                    for k in 0..3 {
-                        g[k] += gi[k];
-                    }
-                    (ll + l, g)
+                |(ll, mut gr), (&(x, m), &lm)| {
+                    let (c, gp, gq) = per_x[x as usize];
+                    let px = pp * x;
+                    let lgm = (g + m * x).ln();
+                    gr[0] += gp + x * (lm - lgm);
+                    gr[1] += gq - lgm;
+                    gr[2] += q / g - (px + q) / (g + m * x);
+                    (ll + c + (px - 1.0) * lm - (px + q) * lgm, gr)
                 },
             )
             .reduce(
                 || (0.0, [0.0; 3]),
                 |a, b| (a.0 + b.0, std::array::from_fn(|k| a.1[k] + b.1[k])),
             );
-        (ll, g.to_vec())
+        (ll, grad.to_vec())
     }))
 }
 
@@ -489,6 +515,22 @@ mod tests {
             s.monetary_avg.push(m);
         }
         assert_recovered(&truth, &fit_spend(&s, 0.0).unwrap());
+    }
+
+    #[test]
+    fn grouped_spend_likelihood_equals_the_per_customer_sum() {
+        let mut s = Summary::default();
+        for (c, (x, m)) in [(1u32, 20.0), (3, 35.5), (3, 12.25), (60, 3.2)].into_iter().enumerate() {
+            s.customer.push(c as u32);
+            s.x.push(x);
+            s.t_x_days.push(0);
+            s.t_days.push(0);
+            s.monetary_avg.push(m);
+        }
+        let fit = fit_spend(&s, 0.0).unwrap();
+        let p = [fit.params[0], fit.params[1], fit.params[2]];
+        let direct: f64 = (0..4).map(|i| spend::log_likelihood(&p, s.x[i] as f64, s.monetary_avg[i]).0).sum();
+        assert!((fit.log_likelihood - direct).abs() < 1e-9 * direct.abs());
     }
 
     proptest! {

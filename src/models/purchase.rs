@@ -29,51 +29,70 @@ pub struct History {
     pub t: f64,
 }
 
+/// The parts of the log-likelihood and its gradient that depend on x only
+/// (the Γ and ψ terms): computed once per distinct x when fitting.
+#[derive(Clone, Copy, Debug)]
+pub struct XTerms {
+    ll: f64,
+    grad: [f64; 4],
+}
+
+pub fn x_terms(kind: Kind, p: &[f64; 4], x: f64) -> XTerms {
+    let [r, alpha, a, b] = *p;
+    let e = if kind == Kind::MbgNbd { 1.0 } else { 0.0 };
+    let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
+    let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x + e);
+    XTerms {
+        ll: a1 + a2,
+        grad: [
+            digamma(r + x) - digamma(r) + alpha.ln(),
+            r / alpha,
+            digamma(a + b) - digamma(a + b + x + e),
+            digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x + e),
+        ],
+    }
+}
+
 /// Log-likelihood of one history and its gradient in (r, α, a, b).
 pub fn log_likelihood(kind: Kind, p: &[f64; 4], h: History) -> (f64, [f64; 4]) {
+    log_likelihood_given(kind, p, h, &x_terms(kind, p, h.x))
+}
+
+/// [`log_likelihood`] with the x-only terms precomputed.
+#[inline]
+pub fn log_likelihood_given(kind: Kind, p: &[f64; 4], h: History, xt: &XTerms) -> (f64, [f64; 4]) {
     let [r, alpha, a, b] = *p;
     let History { x, t_x, t } = h;
     let ln_at = (alpha + t).ln();
     let ln_atx = (alpha + t_x).ln();
-    let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
-    match kind {
-        Kind::BgNbd => {
-            let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x);
-            let a3 = -(r + x) * ln_at;
-            let a4 = if x > 0.0 {
+    // BG/NBD: L ∝ (α+T)^-(r+x) + [x > 0] a/(b+x−1) (α+t_x)^-(r+x);
+    // MBG/NBD: L ∝ (b+x) (α+T)^-(r+x) + a (α+t_x)^-(r+x).
+    let (a3, a4) = match kind {
+        Kind::BgNbd => (
+            -(r + x) * ln_at,
+            if x > 0.0 {
                 a.ln() - (b + x - 1.0).ln() - (r + x) * ln_atx
             } else {
                 f64::NEG_INFINITY
-            };
-            let m = log_add_exp(a3, a4);
-            let (w3, w4) = ((a3 - m).exp(), (a4 - m).exp());
-            let grad = [
-                digamma(r + x) - digamma(r) + alpha.ln() - w3 * ln_at - w4 * ln_atx,
-                r / alpha - (r + x) * (w3 / (alpha + t) + w4 / (alpha + t_x)),
-                digamma(a + b) - digamma(a + b + x) + w4 / a,
-                digamma(a + b) + digamma(b + x)
-                    - digamma(b)
-                    - digamma(a + b + x)
-                    - if x > 0.0 { w4 / (b + x - 1.0) } else { 0.0 },
-            ];
-            (a1 + a2 + m, grad)
-        }
-        Kind::MbgNbd => {
-            let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x + 1.0);
-            let a3 = (b + x).ln() - (r + x) * ln_at;
-            let a4 = a.ln() - (r + x) * ln_atx;
-            let m = log_add_exp(a3, a4);
-            let (w3, w4) = ((a3 - m).exp(), (a4 - m).exp());
-            let grad = [
-                digamma(r + x) - digamma(r) + alpha.ln() - w3 * ln_at - w4 * ln_atx,
-                r / alpha - (r + x) * (w3 / (alpha + t) + w4 / (alpha + t_x)),
-                digamma(a + b) - digamma(a + b + x + 1.0) + w4 / a,
-                digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x + 1.0)
-                    + w3 / (b + x),
-            ];
-            (a1 + a2 + m, grad)
-        }
-    }
+            },
+        ),
+        Kind::MbgNbd => ((b + x).ln() - (r + x) * ln_at, a.ln() - (r + x) * ln_atx),
+    };
+    let m = log_add_exp(a3, a4);
+    let (w3, w4) = ((a3 - m).exp(), (a4 - m).exp());
+    let g = xt.grad;
+    let db = match kind {
+        Kind::BgNbd if x > 0.0 => -w4 / (b + x - 1.0),
+        Kind::BgNbd => 0.0,
+        Kind::MbgNbd => w3 / (b + x),
+    };
+    let grad = [
+        g[0] - w3 * ln_at - w4 * ln_atx,
+        g[1] - (r + x) * (w3 / (alpha + t) + w4 / (alpha + t_x)),
+        g[2] + w4 / a,
+        g[3] + db,
+    ];
+    (xt.ll + m, grad)
 }
 
 /// P(alive at T | history).
