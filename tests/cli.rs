@@ -759,3 +759,126 @@ fn cohort_chart_has_one_cell_per_matrix_entry() {
         }
     }
 }
+
+/// Parameters fitted by Python's lifetimes (BetaGeoFitter, GammaGammaFitter,
+/// penalizer 0) on the (frequency, recency, T) and monetary_avg columns that
+/// `churn score testdata/sample.csv` prints: an independent implementation.
+#[test]
+fn fit_agrees_with_lifetimes_on_the_sample() {
+    let s = data("sample.csv");
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout_of(&["fit", s.to_str().unwrap(), "--json", "-q"])).unwrap();
+    assert_eq!(v["model"], "bgnbd");
+    assert_eq!(v["unit"], "week");
+    assert_eq!(v["as_of"], "2024-06-29");
+    assert_eq!(v["customers"], 2012);
+    assert_eq!(v["converged"], true);
+    for key in ["std_errors", "log_likelihood", "aic", "bic"] {
+        assert!(!v[key].is_null(), "{key}");
+    }
+    let lifetimes = [
+        ("r", 0.23900116416517383),
+        ("alpha", 4.185761979863392),
+        ("a", 0.745725513794896),
+        ("b", 2.111985660271337),
+    ];
+    for (name, want) in lifetimes {
+        let got = v["params"][name].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-5 * want, "{name}: {got} vs lifetimes {want}");
+    }
+    let ll = v["log_likelihood"].as_f64().unwrap();
+    assert!((v["aic"].as_f64().unwrap() - (8.0 - 2.0 * ll)).abs() < 1e-9);
+    assert!((v["bic"].as_f64().unwrap() - (4.0 * 2012f64.ln() - 2.0 * ll)).abs() < 1e-9);
+
+    let g: serde_json::Value = serde_json::from_str(&stdout_of(&[
+        "fit",
+        s.to_str().unwrap(),
+        "--json",
+        "-q",
+        "--model",
+        "gg",
+    ]))
+    .unwrap();
+    for (name, want) in
+        [("p", 5.511042057163817), ("q", 3.9350423907767857), ("gamma", 18.71012918256576)]
+    {
+        let got = g["params"][name].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-5 * want, "{name}: {got} vs lifetimes {want}");
+    }
+    let auto = stdout_of(&["fit", s.to_str().unwrap(), "--model", "auto", "-q"]);
+    assert!(auto.contains("BG/NBD") && auto.contains("MBG/NBD") && auto.contains("BIC"), "{auto}");
+}
+
+#[test]
+fn score_lists_customers_by_value_at_risk() {
+    let dir = TempDir::new().unwrap();
+    let s = data("sample.csv");
+    let s = s.to_str().unwrap();
+    let out = stdout_of(&["score", s, "-q"]);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "customer_id,frequency,recency,T,monetary_avg,p_alive,churn_risk,expected_purchases,p_no_purchase,expected_spend,clv,value_at_risk,risk_band,segment"
+    );
+    let r = rows(&out);
+    assert_eq!(r.len(), 2012);
+    let num = |row: &Vec<String>, i: usize| row[i].parse::<f64>().unwrap();
+    for w in r.windows(2) {
+        assert!(num(&w[0], 11) >= num(&w[1], 11), "sorted by value_at_risk");
+    }
+    for row in &r {
+        let (alive, risk) = (num(row, 5), num(row, 6));
+        assert!((alive + risk - 1.0).abs() < 1e-12);
+        assert!((0.0..=1.0).contains(&num(row, 8)));
+        // value_at_risk = churn_risk x clv_if_alive, and clv = p_alive x clv_if_alive.
+        if alive > 1e-6 {
+            let clv_if_alive = num(row, 10) / alive;
+            assert!((num(row, 11) - risk * clv_if_alive).abs() <= 1e-9 * clv_if_alive.max(1.0));
+        }
+        let band = if risk >= 0.7 {
+            "high"
+        } else if risk >= 0.4 {
+            "medium"
+        } else {
+            "low"
+        };
+        assert_eq!(row[12], band);
+        // BG/NBD: no repeat purchase means alive for sure.
+        if row[1] == "0" {
+            assert_eq!(num(row, 5), 1.0);
+        }
+    }
+    // The segment is the RFM segment.
+    let rfm: std::collections::HashMap<String, String> = rows(&stdout_of(&["rfm", s, "-q"]))
+        .into_iter()
+        .map(|x| (x[0].clone(), x[10].clone()))
+        .collect();
+    assert!(r.iter().all(|row| rfm[&row[0]] == row[13]));
+
+    // Filters, sort keys and a saved model give consistent answers.
+    let top = rows(&stdout_of(&["score", s, "-q", "--top", "10", "--min-risk", "0.6"]));
+    assert_eq!(top.len(), 10);
+    assert!(top.iter().all(|row| num(row, 6) >= 0.6));
+    let by_risk = rows(&stdout_of(&["score", s, "-q", "--sort", "churn-risk", "--top", "50"]));
+    assert!(by_risk.windows(2).all(|w| num(&w[0], 6) >= num(&w[1], 6)));
+    let m1 = dir.path().join("bgnbd.json");
+    let m2 = dir.path().join("gg.json");
+    stdout_of(&["fit", s, "-q", "--save", m1.to_str().unwrap()]);
+    stdout_of(&["fit", s, "-q", "--model", "gg", "--save", m2.to_str().unwrap()]);
+    let saved = stdout_of(&[
+        "score",
+        s,
+        "-q",
+        "--model-file",
+        m1.to_str().unwrap(),
+        "--model-file",
+        m2.to_str().unwrap(),
+    ]);
+    assert_eq!(rows(&saved).len(), 2012);
+    assert_eq!(rows(&saved)[0][0], r[0][0]);
+    churn()
+        .args(["score", s, "--horizon", "90x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("90d"));
+}

@@ -257,10 +257,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     for (k, &c) in by_id.iter().enumerate() {
         rank[c as usize] = k as u32;
     }
-    let mut keyed: Vec<(f64, u32, u32)> = order
-        .par_iter()
-        .map(|&i| (key(i), rank[summary.customer[i] as usize], i as u32))
-        .collect();
+    let mut keyed: Vec<(f64, u32, u32)> =
+        order.par_iter().map(|&i| (key(i), rank[summary.customer[i] as usize], i as u32)).collect();
     keyed.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut order: Vec<usize> = keyed.into_iter().map(|k| k.2 as usize).collect();
     if let Some(n) = args.top {

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::input::Transactions;
 use crate::rfm::group_by_customer;
-use special::{digamma, ln_gamma};
 pub use purchase::{History, Kind};
+use special::{digamma, ln_gamma};
 
 /// The time unit of x's rates, t_x and T.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -520,7 +520,8 @@ mod tests {
     #[test]
     fn grouped_spend_likelihood_equals_the_per_customer_sum() {
         let mut s = Summary::default();
-        for (c, (x, m)) in [(1u32, 20.0), (3, 35.5), (3, 12.25), (60, 3.2)].into_iter().enumerate() {
+        for (c, (x, m)) in [(1u32, 20.0), (3, 35.5), (3, 12.25), (60, 3.2)].into_iter().enumerate()
+        {
             s.customer.push(c as u32);
             s.x.push(x);
             s.t_x_days.push(0);
@@ -529,7 +530,8 @@ mod tests {
         }
         let fit = fit_spend(&s, 0.0).unwrap();
         let p = [fit.params[0], fit.params[1], fit.params[2]];
-        let direct: f64 = (0..4).map(|i| spend::log_likelihood(&p, s.x[i] as f64, s.monetary_avg[i]).0).sum();
+        let direct: f64 =
+            (0..4).map(|i| spend::log_likelihood(&p, s.x[i] as f64, s.monetary_avg[i]).0).sum();
         assert!((fit.log_likelihood - direct).abs() < 1e-9 * direct.abs());
     }
 
