@@ -259,8 +259,8 @@ pub fn push_float(v: f64, out: &mut Vec<u8>) {
         match s.find(".0") {
             // ryu writes whole numbers as "145.0" and "1.0e16": drop the ".0".
             Some(i) if s[i + 2..].is_empty() || s[i + 2..].starts_with('e') => {
-                out.extend_from_slice(s[..i].as_bytes());
-                out.extend_from_slice(s[i + 2..].as_bytes());
+                out.extend_from_slice(&s.as_bytes()[..i]);
+                out.extend_from_slice(&s.as_bytes()[i + 2..]);
             }
             _ => out.extend_from_slice(s.as_bytes()),
         }

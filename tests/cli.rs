@@ -805,8 +805,32 @@ fn fit_agrees_with_lifetimes_on_the_sample() {
         let got = g["params"][name].as_f64().unwrap();
         assert!((got - want).abs() < 1e-5 * want, "{name}: {got} vs lifetimes {want}");
     }
+    let p: serde_json::Value = serde_json::from_str(&stdout_of(&[
+        "fit",
+        s.to_str().unwrap(),
+        "--json",
+        "-q",
+        "--model",
+        "pnbd",
+    ]))
+    .unwrap();
+    let pareto = [
+        ("r", 0.5218351355768379),
+        ("alpha", 10.414694964999759),
+        ("s", 0.707005572720701),
+        ("beta", 19.280320089247308),
+    ];
+    for (name, want) in pareto {
+        let got = p["params"][name].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-4 * want, "{name}: {got} vs lifetimes {want}");
+    }
+    // The sample was simulated from BG/NBD, and BIC picks it.
     let auto = stdout_of(&["fit", s.to_str().unwrap(), "--model", "auto", "-q"]);
-    assert!(auto.contains("BG/NBD") && auto.contains("MBG/NBD") && auto.contains("BIC"), "{auto}");
+    assert!(
+        auto.contains("MBG/NBD") && auto.contains("Pareto/NBD") && auto.contains("BIC"),
+        "{auto}"
+    );
+    assert!(auto.contains("model: BG/NBD"), "{auto}");
 }
 
 #[test]

@@ -16,13 +16,15 @@ pub enum FitModel {
     Bgnbd,
     /// MBG/NBD purchases (Batislam et al. 2007).
     Mbgnbd,
+    /// Pareto/NBD purchases (Schmittlein, Morrison & Colombo 1987).
+    Pnbd,
     /// Gamma-Gamma spend per purchase.
     Gg,
     /// Fit the purchase models and keep the lowest BIC.
     Auto,
 }
 
-/// Fit a probabilistic model of purchasing (BG/NBD, MBG/NBD) or spending
+/// Fit a probabilistic model of purchasing (BG/NBD, MBG/NBD, Pareto/NBD) or spending
 /// (Gamma-Gamma) by maximum likelihood.
 ///
 /// Each customer is summarised as x (repeat purchase days), t_x (first to
@@ -62,7 +64,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
-    if !(args.penalty >= 0.0) {
+    if args.penalty.is_nan() || args.penalty < 0.0 {
         bail!(crate::UsageError("--penalty must be 0 or more".into()));
     }
     let (tx, report) = input::load(&args.input.load_options(), progress)?;
@@ -84,7 +86,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
                 bail!("Gamma-Gamma needs customers with repeat purchases: fewer than 3 have one")
             }
         },
-        FitModel::Bgnbd | FitModel::Mbgnbd | FitModel::Auto => {
+        FitModel::Bgnbd | FitModel::Mbgnbd | FitModel::Pnbd | FitModel::Auto => {
             let pat = models::patterns(&summary, args.unit);
             progress.note(&format!(
                 "{} customers in {} distinct (x, t_x, T) patterns",
@@ -94,7 +96,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             let names: &[ModelName] = match args.model {
                 FitModel::Bgnbd => &[ModelName::Bgnbd],
                 FitModel::Mbgnbd => &[ModelName::Mbgnbd],
-                _ => &[ModelName::Bgnbd, ModelName::Mbgnbd],
+                FitModel::Pnbd => &[ModelName::Pnbd],
+                _ => &[ModelName::Bgnbd, ModelName::Mbgnbd, ModelName::Pnbd],
             };
             let fitted: Vec<FittedModel> = names
                 .iter()

@@ -17,6 +17,7 @@ use crate::UsageError;
 pub enum ScoreModel {
     Bgnbd,
     Mbgnbd,
+    Pnbd,
     /// Fit both and keep the lowest BIC.
     Auto,
 }
@@ -103,7 +104,7 @@ pub fn parse_horizon(s: &str) -> Result<f64, String> {
         "y" => 365.25,
         _ => return Err(format!("'{s}': use a d, w, m or y suffix, e.g. 90d")),
     };
-    if !(n > 0.0) {
+    if n.is_nan() || n <= 0.0 {
         return Err(format!("'{s}': the horizon must be positive"));
     }
     Ok(n * days)
@@ -132,7 +133,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     check_not_overwriting_input(&args.input, &args.output)?;
     let target = args.output.target();
     target.resolved_format()?;
-    if !(args.discount_rate > -1.0) {
+    if args.discount_rate.is_nan() || args.discount_rate <= -1.0 {
         bail!(UsageError("--discount-rate must be above -1".into()));
     }
     let mut purchase_file = None;
@@ -168,7 +169,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             let names: &[ModelName] = match args.model {
                 ScoreModel::Bgnbd => &[ModelName::Bgnbd],
                 ScoreModel::Mbgnbd => &[ModelName::Mbgnbd],
-                ScoreModel::Auto => &[ModelName::Bgnbd, ModelName::Mbgnbd],
+                ScoreModel::Pnbd => &[ModelName::Pnbd],
+                ScoreModel::Auto => &[ModelName::Bgnbd, ModelName::Mbgnbd, ModelName::Pnbd],
             };
             let fits: Vec<FittedModel> = names
                 .iter()

@@ -7,6 +7,7 @@
 //! number of distinct patterns, not of customers.
 
 pub mod optimize;
+pub mod pareto;
 pub mod purchase;
 pub mod special;
 pub mod spend;
@@ -149,6 +150,7 @@ pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
 pub enum ModelName {
     Bgnbd,
     Mbgnbd,
+    Pnbd,
     Gg,
 }
 
@@ -156,6 +158,7 @@ impl ModelName {
     pub fn param_names(self) -> &'static [&'static str] {
         match self {
             ModelName::Bgnbd | ModelName::Mbgnbd => &["r", "alpha", "a", "b"],
+            ModelName::Pnbd => &["r", "alpha", "s", "beta"],
             ModelName::Gg => &["p", "q", "gamma"],
         }
     }
@@ -164,6 +167,7 @@ impl ModelName {
         match self {
             ModelName::Bgnbd => "BG/NBD",
             ModelName::Mbgnbd => "MBG/NBD",
+            ModelName::Pnbd => "Pareto/NBD",
             ModelName::Gg => "Gamma-Gamma",
         }
     }
@@ -172,6 +176,7 @@ impl ModelName {
         match self {
             ModelName::Bgnbd => Some(Kind::BgNbd),
             ModelName::Mbgnbd => Some(Kind::MbgNbd),
+            ModelName::Pnbd => Some(Kind::Pnbd),
             ModelName::Gg => None,
         }
     }
@@ -250,13 +255,20 @@ pub fn fit_purchase(kind: Kind, pat: &Patterns, penalty: f64) -> Fit {
     let total: f64 = pat.weights.iter().sum();
     let mean_x = pat.histories.iter().zip(&pat.weights).map(|(h, w)| h.x * w).sum::<f64>() / total;
     let mean_t = pat.histories.iter().zip(&pat.weights).map(|(h, w)| h.t * w).sum::<f64>() / total;
-    let start = [1.0, (mean_t / mean_x.max(0.01)).max(1e-3), 1.0, 1.0];
+    let alpha0 = (mean_t / mean_x.max(0.01)).max(1e-3);
+    let start = match kind {
+        Kind::Pnbd => [1.0, alpha0, 1.0, mean_t.max(1e-3)],
+        _ => [1.0, alpha0, 1.0, 1.0],
+    };
     let max_x = pat.histories.iter().map(|h| h.x as usize).max().unwrap_or(0);
     fit_ml(&start, penalty, total, |p| {
         let p4 = [p[0], p[1], p[2], p[3]];
         // The Γ and ψ terms depend on x alone: once per x, not per pattern.
-        let per_x: Vec<purchase::XTerms> =
-            (0..=max_x).into_par_iter().map(|x| purchase::x_terms(kind, &p4, x as f64)).collect();
+        let per_x: Vec<purchase::XTerms> = if kind == Kind::Pnbd {
+            Vec::new()
+        } else {
+            (0..=max_x).into_par_iter().map(|x| purchase::x_terms(kind, &p4, x as f64)).collect()
+        };
         let (ll, g) = pat
             .histories
             .par_iter()
@@ -264,8 +276,10 @@ pub fn fit_purchase(kind: Kind, pat: &Patterns, penalty: f64) -> Fit {
             .fold(
                 || (0.0, [0.0; 4]),
                 |(ll, mut g), (h, w)| {
-                    let xt = &per_x[h.x as usize];
-                    let (l, gi) = purchase::log_likelihood_given(kind, &p4, *h, xt);
+                    let (l, gi) = match per_x.get(h.x as usize) {
+                        Some(xt) => purchase::log_likelihood_given(kind, &p4, *h, xt),
+                        None => purchase::log_likelihood(kind, &p4, *h),
+                    };
                     for k in 0..4 {
                         g[k] += w * gi[k];
                     }
@@ -472,8 +486,8 @@ mod tests {
 
     fn assert_recovered(truth: &[f64], fit: &Fit) {
         assert!(fit.converged, "{fit:?}");
-        for i in 0..truth.len() {
-            let z = (fit.params[i] - truth[i]) / fit.std_errors[i];
+        for (i, &want) in truth.iter().enumerate() {
+            let z = (fit.params[i] - want) / fit.std_errors[i];
             assert!(
                 z.abs() < 1.96,
                 "parameter {i}: {} ± {} vs {}",
@@ -496,6 +510,35 @@ mod tests {
         let truth = [0.5, 6.0, 0.7, 3.0];
         let pat = simulate(Kind::MbgNbd, truth, 30_000, 11);
         assert_recovered(&truth, &fit_purchase(Kind::MbgNbd, &pat, 0.0));
+    }
+
+    #[test]
+    fn pareto_nbd_recovers_parameters() {
+        let truth = [0.55, 10.58, 0.61, 11.67];
+        let mut rng = StdRng::seed_from_u64(5);
+        let lambda = Gamma::new(truth[0], 1.0 / truth[1]).unwrap();
+        let mu = Gamma::new(truth[2], 1.0 / truth[3]).unwrap();
+        let n = 20_000;
+        let mut histories = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (l, m): (f64, f64) = (lambda.sample(&mut rng), mu.sample(&mut rng));
+            let t_end: f64 = rng.gen_range(26.0..78.0);
+            let death = Exp::new(m).unwrap().sample(&mut rng).min(t_end);
+            let gap = Exp::new(l).unwrap();
+            let (mut x, mut t_x, mut t) = (0.0, 0.0, 0.0);
+            loop {
+                t += gap.sample(&mut rng);
+                if t > death {
+                    break;
+                }
+                x += 1.0;
+                t_x = t;
+            }
+            histories.push(History { x, t_x, t: t_end });
+        }
+        let pat =
+            Patterns { weights: vec![1.0; n], of_customer: (0..n as u32).collect(), histories };
+        assert_recovered(&truth, &fit_purchase(Kind::Pnbd, &pat, 0.0));
     }
 
     #[test]
@@ -542,11 +585,11 @@ mod tests {
             tx_frac in prop_oneof![Just(0.0), Just(1.0), 0.0f64..1.0],
             t in prop_oneof![Just(1e-3), Just(1e5), 1e-3f64..1e4],
             horizon in prop_oneof![Just(1e-3), Just(1e4), 1e-3f64..500.0],
-            kind in prop_oneof![Just(Kind::BgNbd), Just(Kind::MbgNbd)],
+            kind in prop_oneof![Just(Kind::BgNbd), Just(Kind::MbgNbd), Just(Kind::Pnbd)],
         ) {
             let x = x.round();
             let h = History { x, t_x: if x == 0.0 { 0.0 } else { tx_frac * t }, t };
-            let p = [0.243, 4.414, 0.793, 2.426];
+            let p = if kind == Kind::Pnbd { [0.55, 10.58, 0.61, 11.67] } else { [0.243, 4.414, 0.793, 2.426] };
             let (ll, g) = purchase::log_likelihood(kind, &p, h);
             prop_assert!(ll.is_finite() && g.iter().all(|v| v.is_finite()), "{ll} {g:?}");
             let alive = purchase::p_alive(kind, &p, h);

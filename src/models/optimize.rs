@@ -184,7 +184,7 @@ pub fn minimize(f: &impl Objective, theta0: &[f64]) -> Minimum {
 /// Inverse of a small symmetric positive definite matrix (Gauss–Jordan); None if singular.
 pub fn invert(m: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
     let n = m.len();
-    let mut a: Vec<Vec<f64>> = m.iter().map(|r| r.clone()).collect();
+    let mut a: Vec<Vec<f64>> = m.to_vec();
     let mut inv: Vec<Vec<f64>> =
         (0..n).map(|i| (0..n).map(|j| (i == j) as u8 as f64).collect()).collect();
     for col in 0..n {
@@ -227,14 +227,14 @@ pub fn hessian(f: &impl Objective, theta: &[f64]) -> Vec<Vec<f64>> {
             h[i][j] = (gu[i] - gd[i]) / (2.0 * step);
         }
     }
-    for i in 0..n {
-        for j in 0..i {
-            let v = 0.5 * (h[i][j] + h[j][i]);
-            h[i][j] = v;
-            h[j][i] = v;
+    // Symmetrise: average each pair of off-diagonal entries.
+    let mut sym = h.clone();
+    for (i, row) in sym.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = 0.5 * (h[i][j] + h[j][i]);
         }
     }
-    h
+    sym
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@ pub enum Kind {
     BgNbd,
     #[serde(rename = "mbgnbd")]
     MbgNbd,
+    /// Pareto/NBD, parameters (r, α, s, β); see `pareto`.
+    #[serde(rename = "pnbd")]
+    Pnbd,
 }
 
 /// One customer's history: repeat purchases x, time of the last purchase
@@ -55,6 +58,9 @@ pub fn x_terms(kind: Kind, p: &[f64; 4], x: f64) -> XTerms {
 
 /// Log-likelihood of one history and its gradient in (r, α, a, b).
 pub fn log_likelihood(kind: Kind, p: &[f64; 4], h: History) -> (f64, [f64; 4]) {
+    if kind == Kind::Pnbd {
+        return super::pareto::log_likelihood_grad(p, h);
+    }
     log_likelihood_given(kind, p, h, &x_terms(kind, p, h.x))
 }
 
@@ -77,6 +83,7 @@ pub fn log_likelihood_given(kind: Kind, p: &[f64; 4], h: History, xt: &XTerms) -
             },
         ),
         Kind::MbgNbd => ((b + x).ln() - (r + x) * ln_at, a.ln() - (r + x) * ln_atx),
+        Kind::Pnbd => unreachable!("Pareto/NBD has its own likelihood"),
     };
     let m = log_add_exp(a3, a4);
     let (w3, w4) = ((a3 - m).exp(), (a4 - m).exp());
@@ -85,6 +92,7 @@ pub fn log_likelihood_given(kind: Kind, p: &[f64; 4], h: History, xt: &XTerms) -
         Kind::BgNbd if x > 0.0 => -w4 / (b + x - 1.0),
         Kind::BgNbd => 0.0,
         Kind::MbgNbd => w3 / (b + x),
+        Kind::Pnbd => unreachable!("Pareto/NBD has its own likelihood"),
     };
     let grad = [
         g[0] - w3 * ln_at - w4 * ln_atx,
@@ -97,12 +105,16 @@ pub fn log_likelihood_given(kind: Kind, p: &[f64; 4], h: History, xt: &XTerms) -
 
 /// P(alive at T | history).
 pub fn p_alive(kind: Kind, p: &[f64; 4], h: History) -> f64 {
+    if kind == Kind::Pnbd {
+        return super::pareto::p_alive(p, h);
+    }
     let [r, alpha, a, b] = *p;
     let ratio = (r + h.x) * ((alpha + h.t) / (alpha + h.t_x)).ln();
     let odds = match kind {
         Kind::BgNbd if h.x == 0.0 => return 1.0,
         Kind::BgNbd => (a / (b + h.x - 1.0)).ln() + ratio,
         Kind::MbgNbd => (a / (b + h.x)).ln() + ratio,
+        Kind::Pnbd => unreachable!("handled above"),
     };
     // 1 / (1 + e^odds), stable for large odds.
     if odds > 0.0 {
@@ -117,6 +129,9 @@ pub fn p_alive(kind: Kind, p: &[f64; 4], h: History) -> f64 {
 pub fn expected_if_alive(kind: Kind, p: &[f64; 4], h: History, horizon: f64) -> f64 {
     if horizon <= 0.0 {
         return 0.0;
+    }
+    if kind == Kind::Pnbd {
+        return super::pareto::expected_if_alive(p, h, horizon);
     }
     let [r, alpha, a, b] = *p;
     let x = h.x;
@@ -146,6 +161,9 @@ pub fn expected_purchases(kind: Kind, p: &[f64; 4], h: History, horizon: f64) ->
 /// P(no purchase in (T, T + horizon] | history): dead, or alive with no
 /// purchase, the rate having posterior Gamma(r + x, α + T).
 pub fn p_no_purchase(kind: Kind, p: &[f64; 4], h: History, horizon: f64) -> f64 {
+    if kind == Kind::Pnbd {
+        return super::pareto::p_no_purchase(p, h, horizon);
+    }
     let [r, alpha, _, _] = *p;
     let alive = p_alive(kind, p, h);
     let none_if_alive = ((r + h.x) * ((alpha + h.t) / (alpha + h.t + horizon)).ln()).exp();

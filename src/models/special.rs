@@ -8,7 +8,7 @@ use std::f64::consts::PI;
 
 /// ln Γ(x) for x > 0: shifted to x ≥ 15, then Stirling's series.
 pub fn ln_gamma(x: f64) -> f64 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return f64::NAN;
     }
     let mut shift = 0.0;
@@ -33,7 +33,7 @@ pub fn ln_gamma(x: f64) -> f64 {
 
 /// ψ(x) = d/dx ln Γ(x) for x > 0.
 pub fn digamma(x: f64) -> f64 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return f64::NAN;
     }
     let mut z = x;
