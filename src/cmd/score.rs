@@ -149,8 +149,10 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let (tx, report) = input::load(&args.input.load_options(), progress)?;
     progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
     progress.stage("load");
-    let summary = models::summarize(&tx);
-    progress.stage("summary");
+    // The RFM segments do not depend on the models: compute them alongside.
+    let (summary, rfm_rows) =
+        rayon::join(|| models::summarize(&tx), || rfm::compute(&tx, &RfmOptions::default()));
+    progress.stage("summary and rfm");
     if summary.is_empty() {
         bail!("no customer has a purchase on or before {}", input::day_string(tx.as_of));
     }
@@ -234,8 +236,6 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         horizon,
     );
     progress.stage("scores");
-    let rfm_rows = rfm::compute(&tx, &RfmOptions::default());
-    progress.stage("rfm");
     let names = RfmOptions::default().segments.names();
     let mut segment_of = vec![u16::MAX; tx.ids.len()];
     for r in &rfm_rows {

@@ -79,23 +79,42 @@ impl Summary {
 /// their amounts summed; returns do not count.
 pub fn summarize(tx: &Transactions) -> Summary {
     let groups = group_by_customer(tx, |r| (tx.amount[r] > 0.0).then(|| (tx.day[r], tx.amount[r])));
+    // Decimal money is summed exactly, as in `churn rfm`.
+    let scale = crate::rfm::decimal_scale(&tx.amount);
     let per: Vec<Option<(u32, i32, i32, f64)>> = groups.map_groups(|buys| {
         if buys.is_empty() {
             return None;
         }
-        let mut days: Vec<(i32, f64)> = buys.to_vec();
-        days.sort_by_key(|d| d.0);
-        let mut merged: Vec<(i32, f64)> = Vec::with_capacity(days.len());
-        for (d, a) in days {
-            match merged.last_mut() {
-                Some(last) if last.0 == d => last.1 += a,
-                _ => merged.push((d, a)),
+        // Exports are usually in date order: then no copy is needed.
+        let sorted_copy;
+        let days: &[(i32, f64)] = if buys.is_sorted_by_key(|d| d.0) {
+            buys
+        } else {
+            let mut v = buys.to_vec();
+            v.sort_by_key(|d| d.0);
+            sorted_copy = v;
+            &sorted_copy
+        };
+        // Purchase days: the first day, then each later day with its amounts summed.
+        let first = days[0].0;
+        let (mut x, mut last, mut repeat_total, mut repeat_units) = (0u32, first, 0.0, 0i64);
+        for &(d, a) in days {
+            if d != first {
+                match scale {
+                    Some(m) => repeat_units += (a * m).round() as i64,
+                    None => repeat_total += a,
+                }
+                if d != last {
+                    x += 1;
+                }
             }
+            last = d;
         }
-        let first = merged[0].0;
-        let x = merged.len() as u32 - 1;
-        let m = if x == 0 { 0.0 } else { merged[1..].iter().map(|d| d.1).sum::<f64>() / x as f64 };
-        Some((x, merged[merged.len() - 1].0 - first, tx.as_of + 1 - first, m))
+        if let Some(m) = scale {
+            repeat_total = repeat_units as f64 / m;
+        }
+        let m = if x == 0 { 0.0 } else { repeat_total / x as f64 };
+        Some((x, last - first, tx.as_of + 1 - first, m))
     });
     let mut s = Summary::default();
     for (c, v) in per.into_iter().enumerate() {
@@ -118,7 +137,8 @@ pub struct Patterns {
 }
 
 pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
-    let mut index: HashMap<(u32, i32, i32), u32> = HashMap::new();
+    let mut index: HashMap<(u32, i32, i32), u32, foldhash::fast::FixedState> =
+        HashMap::with_hasher(foldhash::fast::FixedState::with_seed(1));
     let mut keys: Vec<(u32, i32, i32)> = Vec::new();
     let mut weights = Vec::new();
     let of_customer = (0..s.len())
