@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Times `churn rfm` and `churn cohorts` against DuckDB and polars (Python)
-# computing the same tables on a generated export, after checking that they agree.
+# computing the same tables on a generated export, after checking that they
+# agree, and `churn score` end to end against lifetimes (benches/models.py).
 #
 #   benches/compare.sh                 # 10M rows, 5 runs each
 #   benches/compare.sh --size 100M     # the big run
@@ -30,9 +31,11 @@ fi
 if [ ! -x benches/.venv/bin/python ]; then
     python3 -m venv benches/.venv
 fi
-benches/.venv/bin/pip install --quiet --disable-pip-version-check duckdb polars
+benches/.venv/bin/pip install --quiet --disable-pip-version-check duckdb polars pandas lifetimes
 for task in rfm cohorts; do
     benches/.venv/bin/python benches/run.py --task "$task" --data "$data" \
         --churn "$CARGO_TARGET_DIR/release/churn" --python benches/.venv/bin/python \
         --runs "$runs" --name "$task-$size" --update BENCHMARKS.md
 done
+benches/.venv/bin/python benches/models.py --data "$data" --churn "$CARGO_TARGET_DIR/release/churn" \
+    --python benches/.venv/bin/python --name "models-$size" --update BENCHMARKS.md

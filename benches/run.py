@@ -85,6 +85,18 @@ def agree(reference, other, name):
     return n, float_ties
 
 
+def update_section(path, name, table):
+    """Replaces the text between <!-- bench:NAME --> and <!-- /bench:NAME --> in path."""
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    text = open(path).read() if os.path.exists(path) else ""
+    block = f"{begin}\n{table}\n{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    open(path, "w").write(text)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True)
@@ -147,15 +159,7 @@ def main():
     table = "\n".join(lines)
     print(table)
     if args.update:
-        begin, end = f"<!-- bench:{args.name} -->", f"<!-- /bench:{args.name} -->"
-        text = open(args.update).read() if os.path.exists(args.update) else ""
-        block = f"{begin}\n{table}\n{end}"
-        if begin in text and end in text:
-            text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
-        else:
-            text = text.rstrip() + "\n\n" + block + "\n"
-        open(args.update, "w").write(text)
-
+        update_section(args.update, args.name, table)
 
 if __name__ == "__main__":
     main()

@@ -237,9 +237,12 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     );
     progress.stage("scores");
     let names = RfmOptions::default().segments.names();
+    // RFM rows come in customer id order: their position is the tie-break rank.
     let mut segment_of = vec![u16::MAX; tx.ids.len()];
-    for r in &rfm_rows {
+    let mut rank = vec![u32::MAX; tx.ids.len()];
+    for (k, r) in rfm_rows.iter().enumerate() {
         segment_of[r.customer as usize] = r.segment;
+        rank[r.customer as usize] = k as u32;
     }
     spinner.finish_and_clear();
 
@@ -253,12 +256,6 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         SortBy::ChurnRisk => risk(i),
         SortBy::Clv => scores[i].clv,
     };
-    let mut by_id: Vec<u32> = summary.customer.clone();
-    rfm::sort_by_id(&mut by_id, &tx.ids);
-    let mut rank = vec![0u32; tx.ids.len()];
-    for (k, &c) in by_id.iter().enumerate() {
-        rank[c as usize] = k as u32;
-    }
     let mut keyed: Vec<(f64, u32, u32)> =
         order.par_iter().map(|&i| (key(i), rank[summary.customer[i] as usize], i as u32)).collect();
     keyed.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));

@@ -16,7 +16,7 @@ use super::{
     hash_bytes, line_amount, trim, Bad, Batch, BatchSink, InputFormat, LoadOptions, Plan, RowError,
     RowParser, Source,
 };
-use crate::dates::{DateLayout, Detected, Detector};
+use crate::dates::{DateLayout, Detector};
 use crate::progress::Progress;
 
 const CHUNK_BYTES: usize = 4 << 20;
@@ -396,22 +396,9 @@ fn detect_layout<R: Read>(
             }
         }
     }
-    let example = example.unwrap_or_default();
-    match det.result() {
-        Detected::Layout(k) => Ok(k.layout()),
-        // No dates at all: every row will report an empty date.
-        Detected::Empty => Ok(DateLayout::Iso),
-        Detected::Ambiguous => bail!(
-            "the dates in column '{col}' of {name} fit both day-first and month-first layouts (e.g. '{example}'{}); pass --date-format '%d/%m/%Y' or --date-format '%m/%d/%Y' (add ' %H:%M' for times)",
-            if src.path.is_none() && !chunker.eof { ", in the first rows read from stdin" } else { "" }
-        ),
-        Detected::Unknown(v) => bail!(
-            "cannot recognise the date layout of column '{col}' in {name} (first value '{v}'); pass --date-format with a strftime format, e.g. --date-format '%d %b %Y %H:%M'"
-        ),
-        Detected::Inconsistent(a, b) => bail!(
-            "column '{col}' of {name} mixes day-first ('{a}') and month-first ('{b}') dates; fix the export or pass --date-format (rows that do not fit are then errors, or skipped with --skip-invalid)"
-        ),
-    }
+    let note =
+        if src.path.is_none() && !chunker.eof { ", in the first rows read from stdin" } else { "" };
+    super::detected_layout(&det, &col, &name, &example.unwrap_or_default(), note)
 }
 
 fn observe_dates(

@@ -622,6 +622,32 @@ impl BatchSink for Builder {
     }
 }
 
+/// The layout a detector settled on, or the error that tells the user which
+/// `--date-format` to pass. `note` adds context to the ambiguity message.
+pub(crate) fn detected_layout(
+    det: &crate::dates::Detector,
+    column: &str,
+    file: &str,
+    example: &str,
+    note: &str,
+) -> Result<DateLayout> {
+    use crate::dates::Detected;
+    match det.result() {
+        Detected::Layout(k) => Ok(k.layout()),
+        // No dates at all: every row will report an empty date.
+        Detected::Empty => Ok(DateLayout::Iso),
+        Detected::Ambiguous => bail!(
+            "the dates in column '{column}' of {file} fit both day-first and month-first layouts (e.g. '{example}'{note}); pass --date-format '%d/%m/%Y' or --date-format '%m/%d/%Y' (add ' %H:%M' for times)"
+        ),
+        Detected::Unknown(v) => bail!(
+            "cannot recognise the date layout of column '{column}' in {file} (first value '{v}'); pass --date-format with a strftime format, e.g. --date-format '%d %b %Y %H:%M'"
+        ),
+        Detected::Inconsistent(a, b) => bail!(
+            "column '{column}' of {file} mixes day-first ('{a}') and month-first ('{b}') dates; fix the export or pass --date-format (rows that do not fit are then errors, or skipped with --skip-invalid)"
+        ),
+    }
+}
+
 /// Per-source state decided once: column mapping and date layout.
 pub(crate) struct Plan {
     pub mapping: Option<Mapping>,

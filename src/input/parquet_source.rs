@@ -20,7 +20,7 @@ use super::{
     hash_bytes, line_amount, Bad, Batch, BatchSink, LoadOptions, Plan, RowError, RowParser,
     SkipReason, Source,
 };
-use crate::dates::{DateLayout, Detected, Detector};
+use crate::dates::{DateLayout, Detector};
 use crate::progress::Progress;
 
 const SLICE_ROWS: usize = 256 * 1024;
@@ -203,20 +203,7 @@ fn detect(ca: &StringChunked, name: &str, col: &str) -> Result<DateLayout> {
             break;
         }
     }
-    let example = example.unwrap_or_default();
-    match det.result() {
-        Detected::Layout(k) => Ok(k.layout()),
-        Detected::Empty => Ok(DateLayout::Iso),
-        Detected::Ambiguous => bail!(
-            "the dates in column '{col}' of {name} fit both day-first and month-first layouts (e.g. '{example}'); pass --date-format '%d/%m/%Y' or --date-format '%m/%d/%Y'"
-        ),
-        Detected::Unknown(v) => bail!(
-            "cannot recognise the date layout of column '{col}' in {name} (first value '{v}'); pass --date-format with a strftime format"
-        ),
-        Detected::Inconsistent(a, b) => bail!(
-            "column '{col}' of {name} mixes day-first ('{a}') and month-first ('{b}') dates; pass --date-format"
-        ),
-    }
+    super::detected_layout(&det, col, name, &example.unwrap_or_default(), "")
 }
 
 struct Ctx<'a> {
