@@ -133,7 +133,7 @@ pub(crate) fn read(
     later: &[Source],
     opts: &LoadOptions,
     plan: &mut Plan,
-    sink: &mut impl BatchSink,
+    sink: &mut (impl BatchSink + Send),
     progress: &Progress,
 ) -> Result<u64> {
     let name = src.display();
@@ -207,6 +207,8 @@ pub(crate) fn read(
     let mut pending: Vec<(Vec<u8>, u64)> = vec![(data, first_off + data_start as u64)];
     let mut line_base = first_data_line;
     let mut rows = 0u64;
+    // While one window of chunks is parsed, the previous one is interned.
+    let mut parsed: Option<Vec<Batch>> = None;
     loop {
         while pending.len() < window {
             match chunker.next_chunk().map_err(read_err)? {
@@ -215,10 +217,25 @@ pub(crate) fn read(
             }
         }
         if pending.is_empty() {
+            if let Some(batches) = parsed.take() {
+                sink.push_window(batches);
+            }
             break;
         }
-        let outs: Vec<ChunkOut> =
-            pending.par_iter().map(|(c, off)| parse_chunk(c, *off, &ctx)).collect();
+        let previous = parsed.take();
+        let (outs, ()) = rayon::join(
+            || {
+                pending
+                    .par_iter()
+                    .map(|(c, off)| parse_chunk(c, *off, &ctx))
+                    .collect::<Vec<ChunkOut>>()
+            },
+            || {
+                if let Some(batches) = previous {
+                    sink.push_window(batches);
+                }
+            },
+        );
         pending.clear();
         let mut batches = Vec::with_capacity(outs.len());
         for out in outs {
@@ -246,7 +263,7 @@ pub(crate) fn read(
             rows += out.batch.rows;
             batches.push(out.batch);
         }
-        sink.push_window(batches);
+        parsed = Some(batches);
     }
     bar.finish_and_clear();
     Ok(rows)
