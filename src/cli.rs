@@ -35,6 +35,7 @@ pub enum Command {
     Cohorts(cmd::cohorts::Args),
     Fit(cmd::fit::Args),
     Score(cmd::score::Args),
+    Backtest(cmd::backtest::Args),
     Inspect(cmd::inspect::Args),
 }
 

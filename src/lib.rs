@@ -5,6 +5,7 @@
 //! results as plain data, and `output` writes them. Only `cli` and `cmd` know
 //! about the command line.
 
+pub mod backtest;
 pub mod chart;
 pub mod cli;
 pub mod cmd;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cohorts(args) => cmd::cohorts::run(args, &progress),
         Command::Fit(args) => cmd::fit::run(args, &progress),
         Command::Score(args) => cmd::score::run(args, &progress),
+        Command::Backtest(args) => cmd::backtest::run(args, &progress),
     }
 }
 

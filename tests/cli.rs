@@ -906,3 +906,62 @@ fn score_lists_customers_by_value_at_risk() {
         .code(2)
         .stderr(predicate::str::contains("90d"));
 }
+
+/// Backtest on data simulated from BG/NBD with known parameters (CDNOW
+/// estimates, weeks): the model must beat the RFM baseline on AUC and
+/// predict the holdout's total purchases within 5%.
+#[test]
+fn backtest_on_simulated_data_beats_the_rfm_baseline() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use rand_distr::{Beta, Distribution, Exp, Gamma};
+    let (r, alpha, a, b) = (0.243, 4.414, 0.793, 2.426);
+    let mut rng = StdRng::seed_from_u64(2024);
+    let lambda = Gamma::new(r, 1.0 / alpha).unwrap();
+    let drop = Beta::new(a, b).unwrap();
+    let start = churn::dates::parse_ymd("2023-01-01").unwrap();
+    let horizon_weeks = 78.0;
+    let mut text = String::from("customer_id,date,amount\n");
+    for c in 0..30_000 {
+        let (l, p): (f64, f64) = (lambda.sample(&mut rng), drop.sample(&mut rng));
+        let mut t: f64 = rng.gen_range(0.0..52.0);
+        let gap = Exp::new(l.max(1e-9)).unwrap();
+        let mut first = true;
+        loop {
+            let day = start + (t * 7.0) as i32;
+            text += &format!("c{c},{},{}\n", churn::dates::Day(day), 10 + c % 50);
+            if !first && rng.gen_bool(p) {
+                break;
+            }
+            first = false;
+            t += gap.sample(&mut rng);
+            if t >= horizon_weeks {
+                break;
+            }
+        }
+    }
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("sim.csv");
+    std::fs::write(&path, text).unwrap();
+    let as_of = churn::dates::Day(start + (horizon_weeks * 7.0) as i32 - 1).to_string();
+    let out = stdout_of(&[
+        "backtest",
+        path.to_str().unwrap(),
+        "--holdout",
+        "13w",
+        "--as-of",
+        &as_of,
+        "--json",
+        "-q",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let model = &v["models"]["BG/NBD"];
+    let baseline = &v["models"]["RFM baseline"];
+    let (predicted, actual) =
+        (model["predicted_total"].as_f64().unwrap(), model["actual_total"].as_f64().unwrap());
+    assert!((predicted - actual).abs() < 0.05 * actual, "predicted {predicted}, actual {actual}");
+    assert!(model["auc"].as_f64().unwrap() > baseline["auc"].as_f64().unwrap(), "{out}");
+    assert!(model["brier"].as_f64().unwrap() < baseline["brier"].as_f64().unwrap());
+    assert_eq!(model["calibration"].as_array().unwrap().len(), 10);
+    assert_eq!(v["holdout_days"], 91);
+}

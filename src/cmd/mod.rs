@@ -1,5 +1,6 @@
 //! One module per subcommand: its options and the glue that runs it.
 
+pub mod backtest;
 pub mod cohorts;
 pub mod fit;
 pub mod inspect;
