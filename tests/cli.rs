@@ -657,6 +657,24 @@ fn cohorts_iso_weeks_across_the_year_end() {
     assert_eq!(days.len(), 9 + 7);
 }
 
+/// Quarter boundaries: 03-31 | 04-01 and 06-30 | 07-01; as of 2024-07-01
+/// the third quarter has just begun (partial).
+#[test]
+fn cohorts_quarters_across_boundaries() {
+    let f = data("cohorts_quarters.csv");
+    assert_eq!(
+        stdout_of(&["cohorts", f.to_str().unwrap(), "--period", "quarter"]),
+        format!(
+            "{COHORT_HEADER}\n\
+             2024-01-01,0,1,1,1,1,10,false\n\
+             2024-01-01,1,1,1,1,1,5,false\n\
+             2024-01-01,2,1,0,0,0,0,true\n\
+             2024-04-01,0,1,1,1,1,7,false\n\
+             2024-04-01,1,1,1,1,1,3,true\n"
+        )
+    );
+}
+
 #[test]
 fn cohorts_single_customer_and_empty_inputs() {
     assert_eq!(
