@@ -33,6 +33,34 @@ enum Dates<'a> {
     Compact(Int64Chunked),
 }
 
+/// An id column: text, or integers written in decimal only when used (a
+/// cast of the whole column to text would hold millions of strings).
+enum Ids<'a> {
+    Text(&'a StringChunked),
+    Int(Int64Chunked),
+    /// Any other type, cast to text.
+    Cast(Column),
+}
+
+impl<'a> Ids<'a> {
+    fn of(c: &'a Column) -> Result<Ids<'a>> {
+        Ok(match c.dtype() {
+            DataType::String => Ids::Text(c.str()?),
+            dt if dt.is_integer() => Ids::Int(c.cast(&DataType::Int64)?.i64()?.clone()),
+            _ => Ids::Cast(c.cast(&DataType::String)?),
+        })
+    }
+
+    /// The id of row i as text ("" when missing).
+    fn text<'b>(&'b self, i: usize, buf: &'b mut itoa::Buffer) -> &'b str {
+        match self {
+            Ids::Text(ca) => ca.get(i).unwrap_or(""),
+            Ids::Int(ca) => ca.get(i).map_or("", |v| buf.format(v)),
+            Ids::Cast(c) => c.str().ok().and_then(|ca| ca.get(i)).unwrap_or(""),
+        }
+    }
+}
+
 /// An amount-like column.
 enum Numbers<'a> {
     Float(Float64Chunked),
@@ -89,14 +117,7 @@ pub(crate) fn read(
         df.column(&header[i]).with_context(|| format!("reading column '{}' of {name}", header[i]))
     };
 
-    let cust_col = col(mapping.customer)?;
-    let cust_owned;
-    let customers: &StringChunked = if cust_col.dtype() == &DataType::String {
-        cust_col.str()?
-    } else {
-        cust_owned = cust_col.cast(&DataType::String)?;
-        cust_owned.str()?
-    };
+    let customers = Ids::of(col(mapping.customer)?)?;
 
     let date_col = col(mapping.date)?;
     let dates = match date_col.dtype() {
@@ -143,49 +164,42 @@ pub(crate) fn read(
             (numbers(quantity)?, Some(numbers(price)?))
         }
     };
-    let orders = match mapping.order {
-        Some(o) => {
-            let c = col(o)?;
-            Some(if c.dtype() == &DataType::String {
-                c.clone()
-            } else {
-                c.cast(&DataType::String)?
-            })
-        }
-        None => None,
-    };
-    let orders = orders.as_ref().map(|c| c.str()).transpose()?;
+    let orders = mapping.order.map(|o| col(o).and_then(Ids::of)).transpose()?;
 
     let parser = RowParser { layout: &layout, skip_invalid: opts.skip_invalid };
     let ctx = Ctx {
         mapping: &mapping,
-        customers,
+        customers: &customers,
         dates: &dates,
         amounts: &amounts,
-        orders,
+        orders: orders.as_ref(),
         parser: &parser,
         hash_rows: opts.count_duplicates,
     };
+    sink.reserve(rows, mapping.order.is_some());
+    // Slices are converted a window at a time, so converted rows do not pile up.
     let starts: Vec<usize> = (0..rows).step_by(SLICE_ROWS).collect();
-    let outs: Vec<(Batch, Option<(usize, Bad)>)> =
-        starts.par_iter().map(|&s| convert(&ctx, s, (s + SLICE_ROWS).min(rows))).collect();
-    let mut window = Vec::with_capacity(outs.len());
-    for (batch, fail) in outs {
-        if let Some((row, Bad::Fail { column, value, problem, hint })) = fail {
-            return Err(RowError {
-                file: name.clone(),
-                line: row as u64 + 1,
-                is_row_number: true,
-                column: header[column].clone(),
-                value,
-                problem,
-                hint,
+    for group in starts.chunks(rayon::current_num_threads().max(1) * 4) {
+        let outs: Vec<(Batch, Option<(usize, Bad)>)> =
+            group.par_iter().map(|&s| convert(&ctx, s, (s + SLICE_ROWS).min(rows))).collect();
+        let mut window = Vec::with_capacity(outs.len());
+        for (batch, fail) in outs {
+            if let Some((row, Bad::Fail { column, value, problem, hint })) = fail {
+                return Err(RowError {
+                    file: name.clone(),
+                    line: row as u64 + 1,
+                    is_row_number: true,
+                    column: header[column].clone(),
+                    value,
+                    problem,
+                    hint,
+                }
+                .into());
             }
-            .into());
+            window.push(batch);
         }
-        window.push(batch);
+        sink.push_window(window);
     }
-    sink.push_window(window);
     spinner.finish_and_clear();
     Ok(rows as u64)
 }
@@ -208,10 +222,10 @@ fn detect(ca: &StringChunked, name: &str, col: &str) -> Result<DateLayout> {
 
 struct Ctx<'a> {
     mapping: &'a Mapping,
-    customers: &'a StringChunked,
+    customers: &'a Ids<'a>,
     dates: &'a Dates<'a>,
     amounts: &'a (Numbers<'a>, Option<Numbers<'a>>),
-    orders: Option<&'a StringChunked>,
+    orders: Option<&'a Ids<'a>>,
     parser: &'a RowParser<'a>,
     hash_rows: bool,
 }
@@ -231,9 +245,10 @@ fn convert(ctx: &Ctx, start: usize, end: usize) -> (Batch, Option<(usize, Bad)>)
     let m = ctx.mapping;
     let p = ctx.parser;
     let mut text = String::new();
+    let (mut cust_buf, mut order_buf) = (itoa::Buffer::new(), itoa::Buffer::new());
     for i in start..end {
         b.rows += 1;
-        let cust = ctx.customers.get(i).unwrap_or("").trim();
+        let cust = ctx.customers.text(i, &mut cust_buf).trim();
         if cust.is_empty() {
             b.skipped.bump(SkipReason::BlankCustomer);
             continue;
@@ -269,7 +284,7 @@ fn convert(ctx: &Ctx, start: usize, end: usize) -> (Batch, Option<(usize, Bad)>)
                 b.day.push(d);
                 b.amount.push(a);
                 if let Some(o) = ctx.orders {
-                    let id = o.get(i).unwrap_or("").trim();
+                    let id = o.text(i, &mut order_buf).trim();
                     b.order.push(if id.is_empty() {
                         hash_bytes(&(i as u64).to_le_bytes()) ^ 0x5555_5555
                     } else {
