@@ -983,3 +983,46 @@ fn backtest_on_simulated_data_beats_the_rfm_baseline() {
     assert_eq!(model["calibration"].as_array().unwrap().len(), 10);
     assert_eq!(v["holdout_days"], 91);
 }
+
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "[a-z0-9 ]{0,6}",
+            "-?[0-9]{1,5}(\\.[0-9]{1,3})?",
+            "20[0-9]{2}-[01][0-9]-[0-3][0-9]( [0-2][0-9]:[0-5][0-9])?",
+            "[0-3]?[0-9]/[01]?[0-9]/20[0-9]{2}",
+            "\"[a-z,\n\"]{0,5}\"",
+            any::<String>().prop_map(|s| s.chars().take(6).collect()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Whatever the bytes, churn exits 0, or 1 with a one-line `churn:` message; never a panic.
+        #[test]
+        fn any_input_gives_a_clean_exit(
+            header in prop_oneof![Just("customer_id,date,amount".to_string()), Just("id,when,total,order_id".to_string()), "[a-z,]{0,20}"],
+            rows in prop::collection::vec(prop::collection::vec(field(), 0..5), 0..20),
+            command in prop_oneof![Just("rfm"), Just("cohorts"), Just("inspect"), Just("score")],
+        ) {
+            let mut text = header.clone();
+            text.push('\n');
+            for r in &rows {
+                text += &r.join(",");
+                text.push('\n');
+            }
+            let out = churn().args([command, "-", "--skip-invalid"]).write_stdin(text.clone()).output().unwrap();
+            let code = out.status.code();
+            prop_assert!(code == Some(0) || code == Some(1), "exit {:?} on {:?}: {}", code, text, String::from_utf8_lossy(&out.stderr));
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            prop_assert!(!stderr.contains("panicked") && !stderr.contains("internal error"), "{}", stderr);
+            if code == Some(1) {
+                prop_assert!(stderr.lines().last().unwrap_or("").starts_with("churn: "), "{}", stderr);
+            }
+        }
+    }
+}

@@ -176,8 +176,9 @@ pub fn normalize(name: &str) -> String {
     name.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
+/// Column names for messages, escaped so that a message stays on one line.
 fn list(header: &[String]) -> String {
-    header.iter().map(|h| format!("'{h}'")).collect::<Vec<_>>().join(", ")
+    header.iter().map(|h| format!("'{}'", h.escape_debug())).collect::<Vec<_>>().join(", ")
 }
 
 enum Found {

@@ -167,7 +167,7 @@ pub(crate) fn read(
             })
             .unwrap_or_default();
         if !hint.is_empty() {
-            bail!("{name} has a single column '{h}'{hint}");
+            bail!("{name} has a single column '{}'{hint}", h.escape_debug());
         }
     }
 

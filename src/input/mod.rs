@@ -322,7 +322,12 @@ impl fmt::Display for RowError {
         let at = if self.is_row_number { "row" } else { "line" };
         write!(f, "{} {at} {}", self.file, self.line)?;
         if !self.column.is_empty() {
-            write!(f, ", column '{}': '{}'", self.column, self.value.escape_debug())?;
+            write!(
+                f,
+                ", column '{}': '{}'",
+                self.column.escape_debug(),
+                self.value.escape_debug()
+            )?;
         }
         write!(f, " {}", self.problem)?;
         if !self.hint.is_empty() {
@@ -632,6 +637,8 @@ pub(crate) fn detected_layout(
     note: &str,
 ) -> Result<DateLayout> {
     use crate::dates::Detected;
+    // Values are quoted escaped so that a message stays on one line.
+    let (column, example) = (column.escape_debug(), example.escape_debug());
     match det.result() {
         Detected::Layout(k) => Ok(k.layout()),
         // No dates at all: every row will report an empty date.
@@ -640,10 +647,13 @@ pub(crate) fn detected_layout(
             "the dates in column '{column}' of {file} fit both day-first and month-first layouts (e.g. '{example}'{note}); pass --date-format '%d/%m/%Y' or --date-format '%m/%d/%Y' (add ' %H:%M' for times)"
         ),
         Detected::Unknown(v) => bail!(
-            "cannot recognise the date layout of column '{column}' in {file} (first value '{v}'); pass --date-format with a strftime format, e.g. --date-format '%d %b %Y %H:%M'"
+            "cannot recognise the date layout of column '{column}' in {file} (first value '{}'); pass --date-format with a strftime format, e.g. --date-format '%d %b %Y %H:%M'",
+            v.escape_debug()
         ),
         Detected::Inconsistent(a, b) => bail!(
-            "column '{column}' of {file} mixes day-first ('{a}') and month-first ('{b}') dates; fix the export or pass --date-format (rows that do not fit are then errors, or skipped with --skip-invalid)"
+            "column '{column}' of {file} mixes day-first ('{}') and month-first ('{}') dates; fix the export or pass --date-format (rows that do not fit are then errors, or skipped with --skip-invalid)",
+            a.escape_debug(),
+            b.escape_debug()
         ),
     }
 }
