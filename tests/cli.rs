@@ -359,6 +359,32 @@ fn output_is_deterministic_and_quiet_is_quiet() {
     assert!(a.stdout.len() > 100_000, "sample output should exceed a pipe buffer");
 }
 
+/// Parallel sums are taken in a fixed order, so model fits and scores are
+/// byte-identical from run to run.
+#[test]
+fn models_are_deterministic() {
+    let big = TempDir::new().unwrap();
+    let path = big.path().join("x3.csv");
+    // Three copies of the sample under different ids: more patterns, more parallel blocks.
+    let text = std::fs::read_to_string(data("sample.csv")).unwrap();
+    let mut out = String::from("order_id,customer_id,order_date,amount\n");
+    for k in 0..3 {
+        for line in text.lines().skip(1) {
+            out += &format!("{k}{line}\n").replacen(',', &format!(",{k}"), 1);
+        }
+    }
+    std::fs::write(&path, out).unwrap();
+    let p = path.to_str().unwrap();
+    for args in [
+        vec!["fit", p, "--json", "-q", "--model", "auto"],
+        vec!["fit", p, "--json", "-q", "--model", "gg"],
+        vec!["score", p, "-q"],
+        vec!["backtest", p, "--json", "-q", "--model", "auto"],
+    ] {
+        assert_eq!(stdout_of(&args), stdout_of(&args), "{args:?}");
+    }
+}
+
 #[test]
 fn broken_pipe_exits_quietly() {
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("churn"))

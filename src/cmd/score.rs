@@ -146,20 +146,24 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         }
         *slot = Some(m);
     }
-    let (tx, report) = input::load(&args.input.load_options(), progress)?;
+    let (mut tx, report) = input::load(&args.input.load_options(), progress)?;
     progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
     progress.stage("load");
     // The RFM segments do not depend on the models: compute them alongside.
     let (summary, rfm_rows) =
         rayon::join(|| models::summarize(&tx), || rfm::compute(&tx, &RfmOptions::default()));
+    // From here on only the ids and the as-of date are needed: free the rows.
+    let (ids, as_of) = (std::mem::take(&mut tx.ids), tx.as_of);
+    drop(tx);
+    crate::release_freed_memory();
     progress.stage("summary and rfm");
     if summary.is_empty() {
-        bail!("no customer has a purchase on or before {}", input::day_string(tx.as_of));
+        bail!("no customer has a purchase on or before {}", input::day_string(as_of));
     }
     progress.note(&format!(
         "{}; as of {}",
         report.summary(summary.len()),
-        input::day_string(tx.as_of)
+        input::day_string(as_of)
     ));
     let unit = purchase_file.as_ref().map_or(args.unit, |m| m.unit);
     let pat = models::patterns(&summary, unit);
@@ -178,7 +182,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
                 .iter()
                 .map(|&m| {
                     let fit = models::fit_purchase(m.purchase_kind().unwrap(), &pat, args.penalty);
-                    models::describe(m, &fit, unit, tx.as_of)
+                    models::describe(m, &fit, unit, as_of)
                 })
                 .filter(|f| f.converged)
                 .collect();
@@ -191,7 +195,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let spend = match spend_file {
         Some(m) => m,
         None => match models::fit_spend(&summary, args.penalty) {
-            Some(fit) if fit.converged => models::describe(ModelName::Gg, &fit, unit, tx.as_of),
+            Some(fit) if fit.converged => models::describe(ModelName::Gg, &fit, unit, as_of),
             Some(_) => bail!("the Gamma-Gamma spend fit did not converge; try --penalty 0.001"),
             None => bail!(
                 "the spend model needs customers with repeat purchases: fewer than 3 have one"
@@ -238,8 +242,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     progress.stage("scores");
     let names = RfmOptions::default().segments.names();
     // RFM rows come in customer id order: their position is the tie-break rank.
-    let mut segment_of = vec![u16::MAX; tx.ids.len()];
-    let mut rank = vec![u32::MAX; tx.ids.len()];
+    let mut segment_of = vec![u16::MAX; ids.len()];
+    let mut rank = vec![u32::MAX; ids.len()];
     for (k, r) in rfm_rows.iter().enumerate() {
         segment_of[r.customer as usize] = r.segment;
         rank[r.customer as usize] = k as u32;
@@ -269,7 +273,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let mut t = Table::new();
     t.push(
         "customer_id",
-        ColumnData::Str(order.iter().map(|&i| tx.ids.get(summary.customer[i])).collect()),
+        ColumnData::Str(order.iter().map(|&i| ids.get(summary.customer[i])).collect()),
     );
     t.push("frequency", ColumnData::I32(order.iter().map(|&i| summary.x[i] as i32).collect()));
     t.push("recency", f(&|i| summary.t_x_days[i] as f64 / unit.days()));

@@ -237,6 +237,35 @@ pub struct Fit {
     pub observations: u64,
 }
 
+/// Σ f(i) for i in 0..n, in parallel but always in the same order: fixed
+/// blocks summed in sequence, then the block sums in sequence. (Rayon's
+/// fold/reduce splits work differently from run to run, and floating-point
+/// sums in a different order give fitted parameters that differ in the last
+/// digits: the output would not be byte-identical.)
+fn ordered_sum<const K: usize>(
+    n: usize,
+    f: impl Fn(usize) -> (f64, [f64; K]) + Sync,
+) -> (f64, [f64; K]) {
+    const BLOCK: usize = 4096;
+    let blocks: Vec<(f64, [f64; K])> = (0..n.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let mut acc = (0.0, [0.0; K]);
+            for i in b * BLOCK..((b + 1) * BLOCK).min(n) {
+                let (v, g) = f(i);
+                acc.0 += v;
+                acc.1.iter_mut().zip(g).for_each(|(a, x)| *a += x);
+            }
+            acc
+        })
+        .collect();
+    blocks.into_iter().fold((0.0, [0.0; K]), |mut a, b| {
+        a.0 += b.0;
+        a.1.iter_mut().zip(b.1).for_each(|(x, y)| *x += y);
+        a
+    })
+}
+
 /// Fits from log-parameter starts; `term(params) -> (Σ w ll, Σ w ∇ll)` over the data.
 fn fit_ml(
     start: &[f64],
@@ -289,48 +318,55 @@ pub fn fit_purchase(kind: Kind, pat: &Patterns, penalty: f64) -> Fit {
         } else {
             (0..=max_x).into_par_iter().map(|x| purchase::x_terms(kind, &p4, x as f64)).collect()
         };
-        let (ll, g) = pat
-            .histories
-            .par_iter()
-            .zip(&pat.weights)
-            .fold(
-                || (0.0, [0.0; 4]),
-                |(ll, mut g), (h, w)| {
-                    let (l, gi) = match per_x.get(h.x as usize) {
-                        Some(xt) => purchase::log_likelihood_given(kind, &p4, *h, xt),
-                        None => purchase::log_likelihood(kind, &p4, *h),
-                    };
-                    for k in 0..4 {
-                        g[k] += w * gi[k];
-                    }
-                    (ll + w * l, g)
-                },
-            )
-            .reduce(
-                || (0.0, [0.0; 4]),
-                |a, b| (a.0 + b.0, std::array::from_fn(|k| a.1[k] + b.1[k])),
-            );
+        let (ll, g) = ordered_sum(pat.histories.len(), |i| {
+            let (h, w) = (pat.histories[i], pat.weights[i]);
+            let (l, gi) = match per_x.get(h.x as usize) {
+                Some(xt) => purchase::log_likelihood_given(kind, &p4, h, xt),
+                None => purchase::log_likelihood(kind, &p4, h),
+            };
+            (w * l, gi.map(|v| w * v))
+        });
         (ll, g.to_vec())
     })
 }
 
 /// Maximum likelihood fit of Gamma-Gamma on customers with repeat purchases.
 pub fn fit_spend(s: &Summary, penalty: f64) -> Option<Fit> {
-    let data: Vec<(f64, f64)> = (0..s.len())
-        .filter(|&i| s.x[i] > 0 && s.monetary_avg[i] > 0.0)
-        .map(|i| (s.x[i] as f64, s.monetary_avg[i]))
-        .collect();
-    if data.len() < 3 {
+    let data = SpendData::new(s);
+    if data.x.len() < 3 {
         return None;
     }
-    let mean_m = data.iter().map(|d| d.1).sum::<f64>() / data.len() as f64;
-    let start = [1.0, 2.0, mean_m];
-    let ln_m: Vec<f64> = data.par_iter().map(|d| d.1.ln()).collect();
-    let max_x = data.iter().map(|d| d.0 as usize).max().unwrap_or(1);
-    Some(fit_ml(&start, penalty, data.len() as f64, |p| {
-        let [pp, q, g] = [p[0], p[1], p[2]];
-        // Terms in x alone (Γ, ψ, ln x), once per distinct x.
-        let per_x: Vec<(f64, f64, f64)> = (0..=max_x)
+    let mean_m = data.m.iter().sum::<f64>() / data.m.len() as f64;
+    Some(fit_ml(&[1.0, 2.0, mean_m], penalty, data.x.len() as f64, |p| {
+        let (ll, grad) = data.log_likelihood(&[p[0], p[1], p[2]]);
+        (ll, grad.to_vec())
+    }))
+}
+
+/// Customers with repeat purchases, as Gamma-Gamma sees them.
+struct SpendData {
+    x: Vec<f64>,
+    m: Vec<f64>,
+    ln_m: Vec<f64>,
+    max_x: usize,
+}
+
+impl SpendData {
+    fn new(s: &Summary) -> Self {
+        let keep: Vec<usize> =
+            (0..s.len()).filter(|&i| s.x[i] > 0 && s.monetary_avg[i] > 0.0).collect();
+        let x: Vec<f64> = keep.iter().map(|&i| s.x[i] as f64).collect();
+        let m: Vec<f64> = keep.iter().map(|&i| s.monetary_avg[i]).collect();
+        let ln_m = m.par_iter().map(|v| v.ln()).collect();
+        let max_x = x.iter().fold(1.0f64, |a, &b| a.max(b)) as usize;
+        SpendData { x, m, ln_m, max_x }
+    }
+
+    /// Σ log-likelihood and its gradient in (p, q, γ); the terms in x alone
+    /// (Γ, ψ, ln x) are computed once per distinct x.
+    fn log_likelihood(&self, params: &[f64; 3]) -> (f64, [f64; 3]) {
+        let [pp, q, g] = *params;
+        let per_x: Vec<(f64, f64, f64)> = (0..=self.max_x)
             .map(|x| {
                 let (x, px) = (x as f64, pp * x as f64);
                 if x == 0.0 {
@@ -344,27 +380,17 @@ pub fn fit_spend(s: &Summary, penalty: f64) -> Option<Fit> {
                 )
             })
             .collect();
-        let (ll, grad) = data
-            .par_iter()
-            .zip(&ln_m)
-            .fold(
-                || (0.0, [0.0; 3]),
-                |(ll, mut gr), (&(x, m), &lm)| {
-                    let (c, gp, gq) = per_x[x as usize];
-                    let px = pp * x;
-                    let lgm = (g + m * x).ln();
-                    gr[0] += gp + x * (lm - lgm);
-                    gr[1] += gq - lgm;
-                    gr[2] += q / g - (px + q) / (g + m * x);
-                    (ll + c + (px - 1.0) * lm - (px + q) * lgm, gr)
-                },
+        ordered_sum(self.x.len(), |i| {
+            let (x, m, lm) = (self.x[i], self.m[i], self.ln_m[i]);
+            let (c, gp, gq) = per_x[x as usize];
+            let px = pp * x;
+            let lgm = (g + m * x).ln();
+            (
+                c + (px - 1.0) * lm - (px + q) * lgm,
+                [gp + x * (lm - lgm), gq - lgm, q / g - (px + q) / (g + m * x)],
             )
-            .reduce(
-                || (0.0, [0.0; 3]),
-                |a, b| (a.0 + b.0, std::array::from_fn(|k| a.1[k] + b.1[k])),
-            );
-        (ll, grad.to_vec())
-    }))
+        })
+    }
 }
 
 /// Wraps a fit for printing and saving.
@@ -591,11 +617,18 @@ mod tests {
             s.t_days.push(0);
             s.monetary_avg.push(m);
         }
-        let fit = fit_spend(&s, 0.0).unwrap();
-        let p = [fit.params[0], fit.params[1], fit.params[2]];
-        let direct: f64 =
-            (0..4).map(|i| spend::log_likelihood(&p, s.x[i] as f64, s.monetary_avg[i]).0).sum();
-        assert!((fit.log_likelihood - direct).abs() < 1e-9 * direct.abs());
+        let p = [6.25, 3.74, 15.44];
+        let (grouped, grad) = SpendData::new(&s).log_likelihood(&p);
+        let mut direct = (0.0, [0.0; 3]);
+        for i in 0..4 {
+            let (l, g) = spend::log_likelihood(&p, s.x[i] as f64, s.monetary_avg[i]);
+            direct.0 += l;
+            direct.1.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+        }
+        assert!((grouped - direct.0).abs() < 1e-12 * direct.0.abs());
+        for (g, d) in grad.iter().zip(direct.1) {
+            assert!((g - d).abs() < 1e-9 * d.abs().max(1.0));
+        }
     }
 
     proptest! {
