@@ -3,18 +3,13 @@ layout), computed by DuckDB. Usage: cohorts_duckdb.py INPUT.csv OUTPUT.csv
 """
 import sys
 
-import duckdb
+from peers import duckdb_connection, duckdb_tx
 
 src, out = sys.argv[1], sys.argv[2]
-con = duckdb.connect()
-con.execute("SET threads TO 2")
+con = duckdb_connection()
 con.execute(f"""
 COPY (
-WITH tx AS (
-  SELECT trim(customer_id) AS cid, CAST(order_date AS DATE) AS d, amount, order_id
-  FROM read_csv('{src}', header = true,
-       columns = {{'order_id': 'VARCHAR', 'customer_id': 'VARCHAR', 'order_date': 'TIMESTAMP', 'amount': 'DOUBLE'}})
-  WHERE customer_id IS NOT NULL AND trim(customer_id) <> ''
+WITH tx AS ({duckdb_tx(src)}
 ),
 latest AS (SELECT max(d) AS a, year(max(d)) * 12 + month(max(d)) - 1 AS ai FROM tx),
 firsts AS (

@@ -4,15 +4,11 @@ layout), computed by polars (Python). Usage: cohorts_polars.py INPUT.csv OUTPUT.
 import sys
 
 import polars as pl
+from peers import polars_tx
 
 src, out = sys.argv[1], sys.argv[2]
 tx = (
-    pl.scan_csv(src, schema_overrides={"customer_id": pl.Utf8, "order_id": pl.Utf8, "order_date": pl.Utf8})
-    .with_columns(
-        pl.col("customer_id").str.strip_chars().alias("cid"),
-        pl.col("order_date").str.to_datetime("%Y-%m-%d %H:%M:%S").dt.date().alias("d"),
-    )
-    .filter(pl.col("cid").is_not_null() & (pl.col("cid") != ""))
+    polars_tx(src)
     .with_columns((pl.col("d").dt.year() * 12 + pl.col("d").dt.month() - 1).alias("mi"))
     .select("cid", "d", "mi", "amount", "order_id")
     .collect()

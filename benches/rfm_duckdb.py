@@ -7,7 +7,7 @@ Usage: rfm_duckdb.py INPUT.csv OUTPUT.csv
 """
 import sys
 
-import duckdb
+from peers import SEGMENTS, duckdb_connection, duckdb_tx
 
 src, out = sys.argv[1], sys.argv[2]
 Q = "[0.2, 0.4, 0.6, 0.8]"
@@ -21,33 +21,16 @@ def score_down(col, q):
     return "5 - (" + " + ".join(f"({col} > {q}[{k}])::INT" for k in range(1, 5)) + ")"
 
 
-SEGMENTS = [
-    ("Champions", (5, 5), (5, 5), (5, 5)),
-    ("Potential Loyalist", (3, 5), (3, 5), (2, 5)),
-    ("Loyal Customers", (2, 4), (2, 4), (2, 4)),
-    ("Promising", (3, 4), (1, 3), (3, 5)),
-    ("New Customers", (4, 5), (1, 3), (1, 5)),
-    ("Can''t Lose Them", (1, 2), (3, 4), (4, 5)),
-    ("At Risk", (1, 2), (2, 5), (4, 5)),
-    ("Need Attention", (1, 3), (3, 5), (3, 5)),
-    ("About To Sleep", (2, 3), (1, 3), (1, 4)),
-    ("Lost", (1, 1), (1, 5), (1, 5)),
-]
 case = "CASE " + " ".join(
     f"WHEN r_score BETWEEN {r[0]} AND {r[1]} AND f_score BETWEEN {f[0]} AND {f[1]} "
-    f"AND m_score BETWEEN {m[0]} AND {m[1]} THEN '{name}'"
+    f"AND m_score BETWEEN {m[0]} AND {m[1]} THEN '{name.replace(chr(39), chr(39) * 2)}'"
     for name, r, f, m in SEGMENTS
 ) + " ELSE 'Others' END"
 
-con = duckdb.connect()
-con.execute("SET threads TO 2")
+con = duckdb_connection()
 con.execute(f"""
 COPY (
-WITH tx AS (
-  SELECT trim(customer_id) AS cid, CAST(order_date AS DATE) AS d, amount, order_id
-  FROM read_csv('{src}', header = true,
-       columns = {{'order_id': 'VARCHAR', 'customer_id': 'VARCHAR', 'order_date': 'TIMESTAMP', 'amount': 'DOUBLE'}})
-  WHERE customer_id IS NOT NULL AND trim(customer_id) <> ''
+WITH tx AS ({duckdb_tx(src)}
 ),
 latest AS (SELECT max(d) AS a FROM tx),
 agg AS (

@@ -5,30 +5,12 @@ Usage: rfm_polars.py INPUT.csv OUTPUT.csv
 import sys
 
 import polars as pl
+from peers import SEGMENTS, polars_tx
 
 src, out = sys.argv[1], sys.argv[2]
 QS = [0.2, 0.4, 0.6, 0.8]
-SEGMENTS = [
-    ("Champions", (5, 5), (5, 5), (5, 5)),
-    ("Potential Loyalist", (3, 5), (3, 5), (2, 5)),
-    ("Loyal Customers", (2, 4), (2, 4), (2, 4)),
-    ("Promising", (3, 4), (1, 3), (3, 5)),
-    ("New Customers", (4, 5), (1, 3), (1, 5)),
-    ("Can't Lose Them", (1, 2), (3, 4), (4, 5)),
-    ("At Risk", (1, 2), (2, 5), (4, 5)),
-    ("Need Attention", (1, 3), (3, 5), (3, 5)),
-    ("About To Sleep", (2, 3), (1, 3), (1, 4)),
-    ("Lost", (1, 1), (1, 5), (1, 5)),
-]
 
-tx = (
-    pl.scan_csv(src, schema_overrides={"customer_id": pl.Utf8, "order_id": pl.Utf8, "order_date": pl.Utf8})
-    .with_columns(
-        pl.col("customer_id").str.strip_chars().alias("cid"),
-        pl.col("order_date").str.to_datetime("%Y-%m-%d %H:%M:%S").dt.date().alias("d"),
-    )
-    .filter(pl.col("cid").is_not_null() & (pl.col("cid") != ""))
-)
+tx = polars_tx(src)
 buy = pl.col("amount") > 0
 base = (
     tx.group_by("cid")

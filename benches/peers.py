@@ -1,0 +1,45 @@
+"""What the peer scripts share: how the generated export is read (blank
+customers dropped, dates as calendar days) and the default segment table."""
+import duckdb
+
+SEGMENTS = [
+    ("Champions", (5, 5), (5, 5), (5, 5)),
+    ("Potential Loyalist", (3, 5), (3, 5), (2, 5)),
+    ("Loyal Customers", (2, 4), (2, 4), (2, 4)),
+    ("Promising", (3, 4), (1, 3), (3, 5)),
+    ("New Customers", (4, 5), (1, 3), (1, 5)),
+    ("Can't Lose Them", (1, 2), (3, 4), (4, 5)),
+    ("At Risk", (1, 2), (2, 5), (4, 5)),
+    ("Need Attention", (1, 3), (3, 5), (3, 5)),
+    ("About To Sleep", (2, 3), (1, 3), (1, 4)),
+    ("Lost", (1, 1), (1, 5), (1, 5)),
+]
+
+
+def duckdb_connection():
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    return con
+
+
+def duckdb_tx(src):
+    """A SQL CTE body selecting (cid, d, amount, order_id) from the export."""
+    return f"""
+  SELECT trim(customer_id) AS cid, CAST(order_date AS DATE) AS d, amount, order_id
+  FROM read_csv('{src}', header = true,
+       columns = {{'order_id': 'VARCHAR', 'customer_id': 'VARCHAR', 'order_date': 'TIMESTAMP', 'amount': 'DOUBLE'}})
+  WHERE customer_id IS NOT NULL AND trim(customer_id) <> ''"""
+
+
+def polars_tx(src):
+    """A lazy frame of (cid, d, amount, order_id, ...) from the export."""
+    import polars as pl
+
+    return (
+        pl.scan_csv(src, schema_overrides={"customer_id": pl.Utf8, "order_id": pl.Utf8, "order_date": pl.Utf8})
+        .with_columns(
+            pl.col("customer_id").str.strip_chars().alias("cid"),
+            pl.col("order_date").str.to_datetime("%Y-%m-%d %H:%M:%S").dt.date().alias("d"),
+        )
+        .filter(pl.col("cid").is_not_null() & (pl.col("cid") != ""))
+    )
