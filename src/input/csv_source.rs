@@ -286,7 +286,14 @@ struct ChunkOut {
 
 fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx) -> ChunkOut {
     let newlines = data.iter().filter(|&&b| b == b'\n').count() as u64;
-    let mut b = Batch::default();
+    // Sized once from the line count: growing by doubling copied every
+    // column several times per chunk.
+    let mut b = Batch::with_capacity(
+        newlines as usize + 1,
+        data.len() / 4,
+        ctx.mapping.order.is_some(),
+        ctx.hash_rows,
+    );
     let mut rdr = reader_builder(ctx.delim).from_reader(data);
     let mut rec = csv::ByteRecord::new();
     let m = ctx.mapping;

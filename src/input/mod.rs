@@ -358,6 +358,19 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    pub fn with_capacity(rows: usize, key_bytes: usize, orders: bool, row_hashes: bool) -> Self {
+        Batch {
+            key_bytes: Vec::with_capacity(key_bytes),
+            key_ends: Vec::with_capacity(rows),
+            key_hash: Vec::with_capacity(rows),
+            day: Vec::with_capacity(rows),
+            amount: Vec::with_capacity(rows),
+            order: Vec::with_capacity(if orders { rows } else { 0 }),
+            row_hash: Vec::with_capacity(if row_hashes { rows } else { 0 }),
+            ..Batch::default()
+        }
+    }
+
     pub fn push_key(&mut self, key: &[u8]) {
         self.key_bytes.extend_from_slice(key);
         self.key_ends.push(self.key_bytes.len() as u32);

@@ -116,7 +116,14 @@ pub fn summarize(tx: &Transactions) -> Summary {
         let m = if x == 0 { 0.0 } else { repeat_total / x as f64 };
         Some((x, last - first, tx.as_of + 1 - first, m))
     });
-    let mut s = Summary::default();
+    let n = per.iter().filter(|v| v.is_some()).count();
+    let mut s = Summary {
+        customer: Vec::with_capacity(n),
+        x: Vec::with_capacity(n),
+        t_x_days: Vec::with_capacity(n),
+        t_days: Vec::with_capacity(n),
+        monetary_avg: Vec::with_capacity(n),
+    };
     for (c, v) in per.into_iter().enumerate() {
         if let Some((x, t_x, t, m)) = v {
             s.customer.push(c as u32);
@@ -134,6 +141,9 @@ pub struct Patterns {
     pub histories: Vec<History>,
     pub weights: Vec<f64>,
     pub of_customer: Vec<u32>,
+    /// (t_x, T) in whole days and the unit's length, when the histories come
+    /// from calendar days: fitting then takes ln(α + t) from small tables.
+    pub days: Option<(Vec<i32>, Vec<i32>, f64)>,
 }
 
 pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
@@ -161,7 +171,9 @@ pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
             t: t as f64 / unit.days(),
         })
         .collect();
-    Patterns { histories, weights, of_customer }
+    let days =
+        Some((keys.iter().map(|k| k.1).collect(), keys.iter().map(|k| k.2).collect(), unit.days()));
+    Patterns { histories, weights, of_customer, days }
 }
 
 /// Which model, in files and on the command line.
@@ -318,11 +330,31 @@ pub fn fit_purchase(kind: Kind, pat: &Patterns, penalty: f64) -> Fit {
         } else {
             (0..=max_x).into_par_iter().map(|x| purchase::x_terms(kind, &p4, x as f64)).collect()
         };
+        // ln(α + t) for every whole number of days up to the longest T.
+        let table = pat.days.as_ref().map(|(_, t, unit_days)| {
+            let max = t.iter().copied().max().unwrap_or(0).max(0) as usize;
+            (0..=max).map(|d| (p4[1] + d as f64 / unit_days).ln()).collect::<Vec<f64>>()
+        });
         let (ll, g) = ordered_sum(pat.histories.len(), |i| {
             let (h, w) = (pat.histories[i], pat.weights[i]);
-            let (l, gi) = match per_x.get(h.x as usize) {
-                Some(xt) => purchase::log_likelihood_given(kind, &p4, h, xt),
-                None => purchase::log_likelihood(kind, &p4, h),
+            let (l, gi) = match (per_x.get(h.x as usize), &table, &pat.days) {
+                (Some(xt), Some(lt), Some((t_x, t, _))) => purchase::log_likelihood_given(
+                    kind,
+                    &p4,
+                    h,
+                    xt,
+                    lt[t[i] as usize],
+                    lt[t_x[i] as usize],
+                ),
+                (Some(xt), _, _) => purchase::log_likelihood_given(
+                    kind,
+                    &p4,
+                    h,
+                    xt,
+                    (p4[1] + h.t).ln(),
+                    (p4[1] + h.t_x).ln(),
+                ),
+                _ => purchase::log_likelihood(kind, &p4, h),
             };
             (w * l, gi.map(|v| w * v))
         });
@@ -527,7 +559,12 @@ mod tests {
             }
             histories.push(History { x, t_x, t: t_end });
         }
-        Patterns { weights: vec![1.0; n], of_customer: (0..n as u32).collect(), histories }
+        Patterns {
+            weights: vec![1.0; n],
+            of_customer: (0..n as u32).collect(),
+            histories,
+            days: None,
+        }
     }
 
     fn assert_recovered(truth: &[f64], fit: &Fit) {
@@ -582,8 +619,12 @@ mod tests {
             }
             histories.push(History { x, t_x, t: t_end });
         }
-        let pat =
-            Patterns { weights: vec![1.0; n], of_customer: (0..n as u32).collect(), histories };
+        let pat = Patterns {
+            weights: vec![1.0; n],
+            of_customer: (0..n as u32).collect(),
+            histories,
+            days: None,
+        };
         assert_recovered(&truth, &fit_purchase(Kind::Pnbd, &pat, 0.0));
     }
 

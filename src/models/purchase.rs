@@ -10,7 +10,7 @@
 //! space with analytic gradients; conditional expectations use ₂F₁ after
 //! Euler's transformation, whose terms shrink fast even for x in the hundreds.
 
-use super::special::{digamma, hyp2f1, ln_gamma, log_add_exp};
+use super::special::{digamma, hyp2f1, ln_gamma};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
@@ -38,6 +38,9 @@ pub struct History {
 pub struct XTerms {
     ll: f64,
     grad: [f64; 4],
+    /// Constants added to the "alive at T" and "died after t_x" log terms.
+    c3: f64,
+    c4: f64,
 }
 
 pub fn x_terms(kind: Kind, p: &[f64; 4], x: f64) -> XTerms {
@@ -45,7 +48,15 @@ pub fn x_terms(kind: Kind, p: &[f64; 4], x: f64) -> XTerms {
     let e = if kind == Kind::MbgNbd { 1.0 } else { 0.0 };
     let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
     let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x + e);
+    let (c3, c4) = match kind {
+        Kind::BgNbd if x > 0.0 => (0.0, a.ln() - (b + x - 1.0).ln()),
+        Kind::BgNbd => (0.0, f64::NEG_INFINITY),
+        Kind::MbgNbd => ((b + x).ln(), a.ln()),
+        Kind::Pnbd => (0.0, 0.0),
+    };
     XTerms {
+        c3,
+        c4,
         ll: a1 + a2,
         grad: [
             digamma(r + x) - digamma(r) + alpha.ln(),
@@ -61,32 +72,42 @@ pub fn log_likelihood(kind: Kind, p: &[f64; 4], h: History) -> (f64, [f64; 4]) {
     if kind == Kind::Pnbd {
         return super::pareto::log_likelihood_grad(p, h);
     }
-    log_likelihood_given(kind, p, h, &x_terms(kind, p, h.x))
+    let ln_at = (p[1] + h.t).ln();
+    let ln_atx = (p[1] + h.t_x).ln();
+    log_likelihood_given(kind, p, h, &x_terms(kind, p, h.x), ln_at, ln_atx)
 }
 
-/// [`log_likelihood`] with the x-only terms precomputed.
+/// [`log_likelihood`] with the x-only terms and ln(α+T), ln(α+t_x) precomputed
+/// (when fitting, T and t_x take few distinct values).
 #[inline]
-pub fn log_likelihood_given(kind: Kind, p: &[f64; 4], h: History, xt: &XTerms) -> (f64, [f64; 4]) {
+pub fn log_likelihood_given(
+    kind: Kind,
+    p: &[f64; 4],
+    h: History,
+    xt: &XTerms,
+    ln_at: f64,
+    ln_atx: f64,
+) -> (f64, [f64; 4]) {
     let [r, alpha, a, b] = *p;
     let History { x, t_x, t } = h;
-    let ln_at = (alpha + t).ln();
-    let ln_atx = (alpha + t_x).ln();
     // BG/NBD: L ∝ (α+T)^-(r+x) + [x > 0] a/(b+x−1) (α+t_x)^-(r+x);
     // MBG/NBD: L ∝ (b+x) (α+T)^-(r+x) + a (α+t_x)^-(r+x).
-    let (a3, a4) = match kind {
-        Kind::BgNbd => (
-            -(r + x) * ln_at,
-            if x > 0.0 {
-                a.ln() - (b + x - 1.0).ln() - (r + x) * ln_atx
-            } else {
-                f64::NEG_INFINITY
-            },
-        ),
-        Kind::MbgNbd => ((b + x).ln() - (r + x) * ln_at, a.ln() - (r + x) * ln_atx),
-        Kind::Pnbd => unreachable!("Pareto/NBD has its own likelihood"),
+    let a3 = xt.c3 - (r + x) * ln_at;
+    let a4 = xt.c4 - (r + x) * ln_atx;
+    // ln(e^a3 + e^a4) and the weights of the two terms, from one exp and one ln.
+    let (m, w3, w4) = if a4 == f64::NEG_INFINITY {
+        (a3, 1.0, 0.0)
+    } else {
+        let d = a4 - a3;
+        let e = (-d.abs()).exp();
+        let w_big = 1.0 / (1.0 + e);
+        let m = a3.max(a4) + e.ln_1p();
+        if d > 0.0 {
+            (m, 1.0 - w_big, w_big)
+        } else {
+            (m, w_big, 1.0 - w_big)
+        }
     };
-    let m = log_add_exp(a3, a4);
-    let (w3, w4) = ((a3 - m).exp(), (a4 - m).exp());
     let g = xt.grad;
     let db = match kind {
         Kind::BgNbd if x > 0.0 => -w4 / (b + x - 1.0),
