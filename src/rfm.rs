@@ -185,6 +185,69 @@ impl<T: Copy + Send + Sync> Grouped<T> {
 /// Groups `value(row)` by customer for the rows where it is `Some`.
 pub fn group_by_customer<T: Copy + Default + Send + Sync>(
     tx: &Transactions,
+    value: impl Fn(usize) -> Option<T> + Sync,
+) -> Grouped<T> {
+    let n = tx.ids.len();
+    let rows = tx.len();
+    // A parallel counting sort: the rows are cut into one block per thread,
+    // each block counts its rows per customer, the counts give every block
+    // its own write positions inside each customer's range, and the blocks
+    // scatter in parallel. Block order is row order, so each customer's
+    // values stay in row order whatever the number of threads.
+    let blocks = rayon::current_num_threads().clamp(1, 16);
+    if rows >= u32::MAX as usize || blocks == 1 || rows < 1 << 16 {
+        return group_sequential(tx, value);
+    }
+    let size = rows.div_ceil(blocks);
+    let ranges: Vec<(usize, usize)> =
+        (0..blocks).map(|b| (b * size, ((b + 1) * size).min(rows))).collect();
+    let mut cursors: Vec<Vec<u32>> = ranges
+        .par_iter()
+        .map(|&(start, end)| {
+            let mut counts = vec![0u32; n];
+            for r in start..end {
+                if value(r).is_some() {
+                    counts[tx.customer[r] as usize] += 1;
+                }
+            }
+            counts
+        })
+        .collect();
+    let mut offsets = vec![0usize; n + 1];
+    for c in 0..n {
+        let mut pos = offsets[c];
+        for block in cursors.iter_mut() {
+            let k = block[c] as usize;
+            block[c] = pos as u32;
+            pos += k;
+        }
+        offsets[c + 1] = pos;
+    }
+    let mut values = vec![T::default(); offsets[n]];
+    let out = SharedSlice(values.as_mut_ptr());
+    ranges.par_iter().zip(cursors.par_iter_mut()).for_each(|(&(start, end), cursor)| {
+        let out = &out;
+        for r in start..end {
+            if let Some(v) = value(r) {
+                let slot = &mut cursor[tx.customer[r] as usize];
+                // SAFETY: every (block, customer) pair owns the positions
+                // cursor..cursor + count inside `values`, disjoint from all
+                // other pairs' and within its length, so no two threads ever
+                // write the same element and nobody reads until all are done.
+                unsafe { out.0.add(*slot as usize).write(v) };
+                *slot += 1;
+            }
+        }
+    });
+    Grouped { offsets, values }
+}
+
+/// A raw pointer that rayon may share between threads writing disjoint elements.
+struct SharedSlice<T>(*mut T);
+unsafe impl<T: Send> Sync for SharedSlice<T> {}
+
+fn group_sequential<T: Copy + Default>(
+    tx: &Transactions,
     value: impl Fn(usize) -> Option<T>,
 ) -> Grouped<T> {
     let n = tx.ids.len();
@@ -210,8 +273,7 @@ pub fn group_by_customer<T: Copy + Default + Send + Sync>(
     }
     bounds.remove(0);
     bounds.push(total);
-    let offsets = bounds;
-    Grouped { offsets, values }
+    Grouped { offsets: bounds, values }
 }
 
 /// The k/N quantiles of unsorted values, by selection rather than a full sort;
@@ -542,6 +604,28 @@ mod tests {
         assert_eq!(g.get(0), &[2, 5]);
         assert_eq!(g.get(1), &[1, 3]);
         assert_eq!(g.get(2), &[] as &[u64]);
+    }
+
+    proptest! {
+        #[test]
+        fn parallel_grouping_equals_sequential(
+            rows in prop::collection::vec((0u32..500, -5i32..50), 0..200_000usize),
+        ) {
+            let mut tx = Transactions::default();
+            for c in 0..500u32 {
+                tx.ids.push(c.to_string().as_bytes());
+            }
+            for &(c, v) in &rows {
+                tx.customer.push(c);
+                tx.day.push(v);
+                tx.amount.push(v as f64);
+            }
+            let value = |r: usize| (tx.amount[r] > 0.0).then_some((tx.day[r], r as u32));
+            let par = group_by_customer(&tx, value);
+            let seq = group_sequential(&tx, value);
+            prop_assert_eq!(par.offsets, seq.offsets);
+            prop_assert!(par.values == seq.values);
+        }
     }
 
     #[test]
