@@ -49,7 +49,7 @@ if worst > 1e-3 or lt["customers"] != bg["customers"]:
     sys.exit(f"churn and lifetimes disagree: {pairs}, customers {bg['customers']} vs {lt['customers']}")
 med = lambda xs, i: statistics.median(x[i] for x in xs)
 lines = [
-    f"Input: `{os.path.relpath(args.data)}`, {bg['customers']:,} customers. churn: median of {args.runs} runs; lifetimes: one run.",
+    f"Input: `{os.path.relpath(os.path.abspath(args.data), os.path.dirname(here))}`, {bg['customers']:,} customers. churn: median of {args.runs} runs; lifetimes: one run.",
     "",
     "| tool | wall (s) | peak memory (MiB) | speed-up |",
     "|---|---:|---:|---:|",
