@@ -166,6 +166,175 @@ pub fn heatmap_html(c: &Cohorts, first_day: i32, as_of: i32) -> String {
     )
 }
 
+/// One series of a line chart: a label, a colour and (x, y) points.
+pub struct Series<'a> {
+    pub label: &'a str,
+    pub color: &'a str,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The backtest chart: cumulative purchases over the holdout, actual and
+/// predicted (left), and the calibration of P(no purchase) by decile (right).
+pub fn backtest_svg(title: &str, cumulative: &[Series], calibration: &[Series]) -> String {
+    let (w, h) = (900usize, 400usize);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, DejaVu Sans, sans-serif" font-size="11"><rect width="{w}" height="{h}" fill="white"/>"#
+    );
+    let _ = write!(
+        s,
+        r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+    panel(
+        &mut s,
+        50.0,
+        60.0,
+        360.0,
+        280.0,
+        "Cumulative purchases in the holdout",
+        "days",
+        "purchases",
+        cumulative,
+        false,
+    );
+    panel(
+        &mut s,
+        500.0,
+        60.0,
+        360.0,
+        280.0,
+        "Calibration of P(no purchase), by decile",
+        "predicted",
+        "observed",
+        calibration,
+        true,
+    );
+    s.push_str("</svg>\n");
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
+fn panel(
+    s: &mut String,
+    x0: f64,
+    y0: f64,
+    pw: f64,
+    ph: f64,
+    title: &str,
+    xl: &str,
+    yl: &str,
+    series: &[Series],
+    unit_square: bool,
+) {
+    let all = series.iter().flat_map(|c| c.points.iter());
+    let (mut xmax, mut ymax) = all.fold((0.0f64, 0.0f64), |(a, b), p| (a.max(p.0), b.max(p.1)));
+    if unit_square {
+        (xmax, ymax) = (1.0, 1.0);
+    }
+    let (xmax, ymax) = (xmax.max(1e-9), ymax.max(1e-9));
+    let px = |x: f64| x0 + x / xmax * pw;
+    let py = |y: f64| y0 + ph - y / ymax * ph;
+    let _ = write!(
+        s,
+        r#"<text x="{x0}" y="{}" font-weight="bold">{}</text>"#,
+        y0 - 12.0,
+        escape(title)
+    );
+    let _ = write!(
+        s,
+        r##"<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>"##
+    );
+    for k in 0..=4 {
+        let f = k as f64 / 4.0;
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="middle" fill="#444">{}</text>"##,
+            px(f * xmax),
+            y0 + ph + 14.0,
+            tick(f * xmax)
+        );
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="end" fill="#444">{}</text>"##,
+            x0 - 4.0,
+            py(f * ymax) + 4.0,
+            tick(f * ymax)
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+        x0 + pw / 2.0,
+        y0 + ph + 30.0,
+        escape(xl)
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle" transform="rotate(-90 {} {})">{}</text>"#,
+        x0 - 38.0,
+        y0 + ph / 2.0,
+        x0 - 38.0,
+        y0 + ph / 2.0,
+        escape(yl)
+    );
+    if unit_square {
+        let _ = write!(
+            s,
+            r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#bbb" stroke-dasharray="4 3"/>"##,
+            px(0.0),
+            py(0.0),
+            px(1.0),
+            py(1.0)
+        );
+    }
+    for (i, c) in series.iter().enumerate() {
+        let pts: Vec<String> =
+            c.points.iter().map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y))).collect();
+        let _ = write!(
+            s,
+            r#"<polyline class="series" points="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
+            pts.join(" "),
+            c.color
+        );
+        if unit_square {
+            for &(x, y) in &c.points {
+                let _ = write!(
+                    s,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
+                    px(x),
+                    py(y),
+                    c.color
+                );
+            }
+        }
+        let ly = y0 + 14.0 + i as f64 * 16.0;
+        let _ = write!(
+            s,
+            r#"<rect x="{}" y="{}" width="12" height="3" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+            x0 + 10.0,
+            ly - 4.0,
+            c.color,
+            x0 + 28.0,
+            ly,
+            escape(c.label)
+        );
+    }
+}
+
+fn tick(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_string()
+    } else if v >= 100.0 {
+        format!("{}", v.round())
+    } else if v >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

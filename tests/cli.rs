@@ -1008,6 +1008,25 @@ fn backtest_on_simulated_data_beats_the_rfm_baseline() {
     assert!(model["brier"].as_f64().unwrap() < baseline["brier"].as_f64().unwrap());
     assert_eq!(model["calibration"].as_array().unwrap().len(), 10);
     assert_eq!(v["holdout_days"], 91);
+
+    // The chart: cumulative purchases (BG/NBD, actual) and calibration (BG/NBD, baseline).
+    let svg = dir.path().join("bt.svg");
+    stdout_of(&[
+        "backtest",
+        path.to_str().unwrap(),
+        "--holdout",
+        "13w",
+        "--as-of",
+        &as_of,
+        "-q",
+        "--chart",
+        svg.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("valid SVG");
+    let series = doc.descendants().filter(|n| n.attribute("class") == Some("series")).count();
+    assert_eq!(series, 4);
+    assert!(text.contains(">actual<"));
 }
 
 mod no_panics {

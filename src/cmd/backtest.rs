@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::backtest::{self, Metrics, Outcome};
+use crate::chart;
 use crate::cli::InputArgs;
 use crate::cmd::score::parse_horizon;
 use crate::input::{self, Transactions};
@@ -57,6 +58,11 @@ pub struct Args {
     /// Print the metrics as JSON on stdout.
     #[arg(long, help_heading = "Backtest")]
     pub json: bool,
+
+    /// Also draw predicted vs actual cumulative purchases over the holdout and
+    /// the calibration plot to FILE (.svg or .png).
+    #[arg(long, value_name = "FILE", help_heading = "Backtest")]
+    pub chart: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -69,6 +75,17 @@ struct Report {
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
+    let png = match &args.chart {
+        None => false,
+        Some(p) => match p.extension().map(|e| e.to_string_lossy().to_lowercase()).as_deref() {
+            Some("svg") => false,
+            Some("png") => true,
+            _ => bail!(crate::UsageError(format!(
+                "cannot draw a chart to {}: use a .svg or .png file",
+                p.display()
+            ))),
+        },
+    };
     let (tx, report) = input::load(&args.input.load_options(), progress)?;
     progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
     let holdout_days = args.holdout.round().max(1.0) as i32;
@@ -110,6 +127,9 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         BacktestModel::Auto => &[ModelName::Bgnbd, ModelName::Mbgnbd, ModelName::Pnbd],
     };
     let mut results: Vec<(String, Metrics)> = Vec::new();
+    // Predicted cumulative purchases at the end of each model unit of the holdout.
+    let steps: Vec<f64> = (1..=h.ceil() as usize).map(|k| (k as f64).min(h)).collect();
+    let mut curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for &name in names {
         let kind = name.purchase_kind().expect("a purchase model");
         let fit = models::fit_purchase(kind, &pat, args.penalty);
@@ -132,6 +152,24 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             })
             .collect();
         results.push((name.title().to_string(), backtest::evaluate(&outcomes)));
+        if args.chart.is_some() {
+            let mut curve = vec![(0.0, 0.0)];
+            for &t in &steps {
+                let total: f64 = (0..pat.histories.len())
+                    .into_par_iter()
+                    .map(|i| {
+                        let hist = pat.histories[i];
+                        pat.weights[i]
+                            * models::purchase::p_alive(kind, &p, hist)
+                            * models::purchase::expected_if_alive(kind, &p, hist, t)
+                    })
+                    .collect::<Vec<f64>>()
+                    .iter()
+                    .sum();
+                curve.push((t * args.unit.days(), total));
+            }
+            curves.push((name.title().to_string(), curve));
+        }
     }
     // The RFM baseline on the calibration data.
     let opts = RfmOptions::default();
@@ -157,6 +195,70 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         .collect();
     results.push(("RFM baseline".to_string(), backtest::evaluate(&baseline)));
 
+    if let Some(path) = &args.chart {
+        // Actual cumulative purchase days, day by day through the holdout.
+        let mut per_day = vec![0u64; holdout_days as usize + 1];
+        let seen: Vec<bool> = {
+            let mut v = vec![false; tx.ids.len()];
+            for &c in &summary.customer {
+                v[c as usize] = true;
+            }
+            v
+        };
+        let mut purchase_days: Vec<(u32, i32)> = (0..tx.len())
+            .filter(|&r| tx.day[r] > split && tx.amount[r] > 0.0 && seen[tx.customer[r] as usize])
+            .map(|r| (tx.customer[r], tx.day[r]))
+            .collect();
+        purchase_days.sort_unstable();
+        purchase_days.dedup();
+        for (_, d) in purchase_days {
+            per_day[(d - split) as usize] += 1;
+        }
+        let mut acc = 0u64;
+        let actual: Vec<(f64, f64)> = per_day
+            .iter()
+            .enumerate()
+            .map(|(d, n)| {
+                acc += n;
+                (d as f64, acc as f64)
+            })
+            .collect();
+        const COLORS: [&str; 4] = ["#2171b5", "#e6550d", "#31a354", "#756bb1"];
+        let mut cumulative: Vec<chart::Series> = curves
+            .iter()
+            .enumerate()
+            .map(|(i, (name, curve))| chart::Series {
+                label: name,
+                color: COLORS[i % 4],
+                points: curve.clone(),
+            })
+            .collect();
+        // Drawn last, on top of the predictions.
+        cumulative.push(chart::Series { label: "actual", color: "#222", points: actual });
+        let calibration: Vec<chart::Series> = results
+            .iter()
+            .enumerate()
+            .map(|(i, (name, m))| chart::Series {
+                label: name,
+                color: COLORS[i % 4],
+                points: m.calibration.iter().map(|b| (b.mean_predicted, b.observed_rate)).collect(),
+            })
+            .collect();
+        let title = format!(
+            "Backtest: fitted to {}, holdout of {} days to {}",
+            input::day_string(split),
+            holdout_days,
+            input::day_string(tx.as_of)
+        );
+        let svg = chart::backtest_svg(&title, &cumulative, &calibration);
+        let bytes = if png {
+            chart::svg_to_png(&svg).map_err(anyhow::Error::msg)?
+        } else {
+            svg.into_bytes()
+        };
+        crate::output::atomic_write(path, |w| Ok(w.write_all(&bytes)?))?;
+        progress.note(&format!("chart written to {}", path.display()));
+    }
     let out = Report {
         as_of: input::day_string(tx.as_of),
         calibration_end: input::day_string(split),
