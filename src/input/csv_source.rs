@@ -130,7 +130,6 @@ fn delimiter(src: &Source, opts: &LoadOptions) -> u8 {
 /// Reads one CSV/TSV source into `sink`; returns its number of data rows.
 pub(crate) fn read(
     src: &Source,
-    later: &[Source],
     opts: &LoadOptions,
     plan: &mut Plan,
     sink: &mut (impl BatchSink + Send),
@@ -191,7 +190,7 @@ pub(crate) fn read(
     }
 
     if plan.layout.is_none() {
-        plan.layout = Some(detect_layout(src, later, &data, delim, &mapping, &chunker, opts)?);
+        plan.layout = Some(detect_layout(src, &data, delim, &mapping, &chunker)?);
     }
     let layout = plan.layout.clone().unwrap();
 
@@ -383,12 +382,10 @@ fn parse_values(rec: &csv::ByteRecord, m: &Mapping, p: &RowParser) -> Result<(i3
 /// day-first versus month-first open, from the whole file.
 fn detect_layout<R: Read>(
     src: &Source,
-    _later: &[Source],
     data: &[u8],
     delim: u8,
     mapping: &Mapping,
     chunker: &Chunker<R>,
-    _opts: &LoadOptions,
 ) -> Result<DateLayout> {
     let name = src.display();
     let col = mapping.name(mapping.date).to_string();

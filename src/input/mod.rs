@@ -184,8 +184,6 @@ pub struct LoadReport {
     pub skipped: Skips,
     /// Rows dated after the analysis date, ignored.
     pub after_as_of: u64,
-    /// Rows with a negative amount (before `--returns drop` removes them).
-    pub returns: u64,
     pub returns_dropped: u64,
     /// Rows identical to an earlier row, if counted.
     pub duplicates: Option<u64>,
@@ -689,10 +687,10 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
     };
     let mut builder = Builder::new();
     let mut report = LoadReport::default();
-    for (k, src) in srcs.iter().enumerate() {
+    for src in &srcs {
         let rows = match src.format {
             InputFormat::Csv | InputFormat::Tsv => {
-                csv_source::read(src, &srcs[k..], opts, &mut plan, &mut builder, progress)?
+                csv_source::read(src, opts, &mut plan, &mut builder, progress)?
             }
             InputFormat::Parquet => {
                 parquet_source::read(src, opts, &mut plan, &mut builder, progress)?
@@ -735,7 +733,6 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
     }
     report.first_day = tx.day.iter().copied().min();
     report.last_day = tx.day.iter().copied().max();
-    report.returns = tx.amount.iter().filter(|&&a| a < 0.0).count() as u64;
     let as_of = match opts.as_of {
         Some(d) => d,
         None => {
