@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::cmd;
 use crate::input::{ColumnFlags, InputFormat, LoadOptions, ReturnsPolicy};
 use crate::output::{OutputFormat, OutputTarget};
+use crate::progress::Progress;
 use crate::UsageError;
 
 /// Customer-retention analytics from transaction exports.
@@ -174,6 +175,30 @@ pub struct OutputArgs {
 impl OutputArgs {
     pub fn target(&self) -> OutputTarget {
         OutputTarget { path: self.output.clone(), format: self.output_format }
+    }
+
+    /// The output target, checked before any input is read: a known format,
+    /// and not one of the inputs.
+    pub fn checked_target(&self, input: &InputArgs) -> Result<OutputTarget> {
+        check_not_overwriting_input(input, self)?;
+        let target = self.target();
+        target.resolved_format()?;
+        Ok(target)
+    }
+}
+
+impl InputArgs {
+    /// Reads the transactions, says which columns and date layout were used,
+    /// and hands back memory the reader no longer needs.
+    pub fn load(
+        &self,
+        progress: &Progress,
+    ) -> Result<(crate::input::Transactions, crate::input::LoadReport)> {
+        let (tx, report) = crate::input::load(&self.load_options(), progress)?;
+        progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
+        crate::release_freed_memory();
+        progress.stage("load");
+        Ok((tx, report))
     }
 }
 

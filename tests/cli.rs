@@ -26,6 +26,21 @@ fn stdout_of(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+fn json_of(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(args)).unwrap()
+}
+
+/// Each named parameter of a `churn fit --json` object within `rel` of the reference.
+fn assert_params(fit: &serde_json::Value, want: &[(&str, f64)], rel: f64) {
+    for &(name, reference) in want {
+        let got = fit["params"][name].as_f64().unwrap();
+        assert!(
+            (got - reference).abs() < rel * reference,
+            "{name}: {got} vs lifetimes {reference}"
+        );
+    }
+}
+
 fn rows(csv: &str) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_reader(csv.as_bytes());
     r.records().map(|rec| rec.unwrap().iter().map(str::to_string).collect()).collect()
@@ -429,14 +444,13 @@ fn custom_segments() {
 
 #[test]
 fn inspect_profiles_the_input() {
-    let out = stdout_of(&[
+    let v = json_of(&[
         "inspect",
         data("hand.csv").to_str().unwrap(),
         "--as-of",
         "2024-03-31",
         "--json",
     ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["rows"], 12);
     assert_eq!(v["rows_after_as_of"], 1);
     assert_eq!(v["customers"], 5);
@@ -460,8 +474,7 @@ fn inspect_profiles_the_input() {
         "customer_id,date,amount\nA,2024-01-01,5\nA,2024-01-01,5\nA,2024-01-01,5\nB,2024-01-01,5\n",
     )
     .unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(&stdout_of(&["inspect", dup.to_str().unwrap(), "--json"])).unwrap();
+    let v: serde_json::Value = json_of(&["inspect", dup.to_str().unwrap(), "--json"]);
     assert_eq!(v["duplicate_rows"], 2);
     let human = stdout_of(&["inspect", data("hand.csv").to_str().unwrap()]);
     assert!(
@@ -810,8 +823,9 @@ fn cohort_chart_has_one_cell_per_matrix_entry() {
 #[test]
 fn fit_agrees_with_lifetimes_on_the_sample() {
     let s = data("sample.csv");
-    let v: serde_json::Value =
-        serde_json::from_str(&stdout_of(&["fit", s.to_str().unwrap(), "--json", "-q"])).unwrap();
+    let s = s.to_str().unwrap();
+    let fit = |model: &str| json_of(&["fit", s, "--json", "-q", "--model", model]);
+    let v = fit("bgnbd");
     assert_eq!(v["model"], "bgnbd");
     assert_eq!(v["unit"], "week");
     assert_eq!(v["as_of"], "2024-06-29");
@@ -820,56 +834,27 @@ fn fit_agrees_with_lifetimes_on_the_sample() {
     for key in ["std_errors", "log_likelihood", "aic", "bic"] {
         assert!(!v[key].is_null(), "{key}");
     }
-    let lifetimes = [
+    let bgnbd = [
         ("r", 0.23900116416517383),
         ("alpha", 4.185761979863392),
         ("a", 0.745725513794896),
         ("b", 2.111985660271337),
     ];
-    for (name, want) in lifetimes {
-        let got = v["params"][name].as_f64().unwrap();
-        assert!((got - want).abs() < 1e-5 * want, "{name}: {got} vs lifetimes {want}");
-    }
+    assert_params(&v, &bgnbd, 1e-5);
     let ll = v["log_likelihood"].as_f64().unwrap();
     assert!((v["aic"].as_f64().unwrap() - (8.0 - 2.0 * ll)).abs() < 1e-9);
     assert!((v["bic"].as_f64().unwrap() - (4.0 * 2012f64.ln() - 2.0 * ll)).abs() < 1e-9);
-
-    let g: serde_json::Value = serde_json::from_str(&stdout_of(&[
-        "fit",
-        s.to_str().unwrap(),
-        "--json",
-        "-q",
-        "--model",
-        "gg",
-    ]))
-    .unwrap();
-    for (name, want) in
-        [("p", 5.511042057163817), ("q", 3.9350423907767857), ("gamma", 18.71012918256576)]
-    {
-        let got = g["params"][name].as_f64().unwrap();
-        assert!((got - want).abs() < 1e-5 * want, "{name}: {got} vs lifetimes {want}");
-    }
-    let p: serde_json::Value = serde_json::from_str(&stdout_of(&[
-        "fit",
-        s.to_str().unwrap(),
-        "--json",
-        "-q",
-        "--model",
-        "pnbd",
-    ]))
-    .unwrap();
+    let gg = [("p", 5.511042057163817), ("q", 3.9350423907767857), ("gamma", 18.71012918256576)];
+    assert_params(&fit("gg"), &gg, 1e-5);
     let pareto = [
         ("r", 0.5218351355768379),
         ("alpha", 10.414694964999759),
         ("s", 0.707005572720701),
         ("beta", 19.280320089247308),
     ];
-    for (name, want) in pareto {
-        let got = p["params"][name].as_f64().unwrap();
-        assert!((got - want).abs() < 1e-4 * want, "{name}: {got} vs lifetimes {want}");
-    }
+    assert_params(&fit("pnbd"), &pareto, 1e-4);
     // The sample was simulated from BG/NBD, and BIC picks it.
-    let auto = stdout_of(&["fit", s.to_str().unwrap(), "--model", "auto", "-q"]);
+    let auto = stdout_of(&["fit", s, "--model", "auto", "-q"]);
     assert!(
         auto.contains("MBG/NBD") && auto.contains("Pareto/NBD") && auto.contains("BIC"),
         "{auto}"

@@ -86,8 +86,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             ))),
         },
     };
-    let (tx, report) = input::load(&args.input.load_options(), progress)?;
-    progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
+    let (tx, _) = args.input.load(progress)?;
     let holdout_days = args.holdout.round().max(1.0) as i32;
     let split = tx.as_of - holdout_days;
     let calibration = rows_until(&tx, split);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use crate::chart;
-use crate::cli::{check_not_overwriting_input, InputArgs, OutputArgs};
+use crate::cli::{InputArgs, OutputArgs};
 use crate::cohorts::{self, Cohorts, Period, Retention};
 use crate::input;
 use crate::output::{self, ColumnData, Table};
@@ -79,9 +79,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
-    check_not_overwriting_input(&args.input, &args.output)?;
-    let target = args.output.target();
-    target.resolved_format()?;
+    let target = args.output.checked_target(&args.input)?;
     let chart_kind = match &args.chart {
         None => None,
         Some(p) => match p.extension().map(|e| e.to_string_lossy().to_lowercase()).as_deref() {
@@ -94,10 +92,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             ))),
         },
     };
-    let (tx, report) = input::load(&args.input.load_options(), progress)?;
-    crate::release_freed_memory();
-    progress.stage("load");
-    progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
+    let (tx, report) = args.input.load(progress)?;
     let spinner = progress.spinner("computing cohorts");
     let result = cohorts::compute(&tx, args.period, args.retention);
     spinner.finish_and_clear();

@@ -67,8 +67,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     if args.penalty.is_nan() || args.penalty < 0.0 {
         bail!(crate::UsageError("--penalty must be 0 or more".into()));
     }
-    let (tx, report) = input::load(&args.input.load_options(), progress)?;
-    progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
+    let (tx, report) = args.input.load(progress)?;
     let summary = models::summarize(&tx);
     if summary.is_empty() {
         bail!("no customer has a purchase on or before {}", input::day_string(tx.as_of));

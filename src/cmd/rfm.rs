@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::{check_not_overwriting_input, InputArgs, OutputArgs};
+use crate::cli::{InputArgs, OutputArgs};
 use rayon::prelude::*;
 
 use crate::input::{self, CustomerIds};
@@ -49,18 +49,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
-    check_not_overwriting_input(&args.input, &args.output)?;
-    let target = args.output.target();
-    target.resolved_format()?;
+    let target = args.output.checked_target(&args.input)?;
     let segments = match &args.segments {
         Some(p) => Segments::from_file(p, args.bins)?,
         None => Segments::default(),
     };
     let opts = RfmOptions { bins: args.bins, monetary: args.monetary, segments };
-    let (mut tx, report) = input::load(&args.input.load_options(), progress)?;
-    crate::release_freed_memory();
-    progress.stage("load");
-    progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
+    let (mut tx, report) = args.input.load(progress)?;
     let spinner = progress.spinner("computing RFM");
     let aggregates = rfm::aggregate(&tx);
     // Only the ids are needed from here on: free the transactions first.

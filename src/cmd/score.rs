@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
-use crate::cli::{check_not_overwriting_input, InputArgs, OutputArgs};
+use crate::cli::{InputArgs, OutputArgs};
 use crate::input;
 use crate::models::{self, FittedModel, ModelName, Unit};
 use crate::output::{self, ColumnData, Table};
@@ -130,9 +130,7 @@ fn load_model(path: &PathBuf) -> Result<FittedModel> {
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
-    check_not_overwriting_input(&args.input, &args.output)?;
-    let target = args.output.target();
-    target.resolved_format()?;
+    let target = args.output.checked_target(&args.input)?;
     if args.discount_rate.is_nan() || args.discount_rate <= -1.0 {
         bail!(UsageError("--discount-rate must be above -1".into()));
     }
@@ -146,9 +144,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         }
         *slot = Some(m);
     }
-    let (mut tx, report) = input::load(&args.input.load_options(), progress)?;
-    progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
-    progress.stage("load");
+    let (mut tx, report) = args.input.load(progress)?;
     // The RFM segments do not depend on the models: compute them alongside.
     let (summary, rfm_rows) =
         rayon::join(|| models::summarize(&tx), || rfm::compute(&tx, &RfmOptions::default()));
