@@ -157,13 +157,43 @@ pub fn svg_to_png(svg: &str) -> Result<Vec<u8>, String> {
     pixmap.encode_png().map_err(|e| format!("encoding PNG: {e}"))
 }
 
-/// The heatmap in a minimal HTML page.
-pub fn heatmap_html(c: &Cohorts, first_day: i32, as_of: i32) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Customer retention by {} cohort</title><style>body{{margin:16px;font-family:Helvetica,Arial,sans-serif}}svg{{max-width:100%;height:auto}}</style></head><body>\n{}</body></html>\n",
-        c.period.name(),
-        heatmap_svg(c, first_day, as_of)
-    )
+/// What a chart file holds, from its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Svg,
+    Png,
+    Html,
+}
+
+impl Format {
+    /// The format of `path`, checked before any work is done; `html` says whether
+    /// an HTML page is on offer. The error names the extensions to use.
+    pub fn of(path: &std::path::Path, html: bool) -> Result<Format, String> {
+        let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase());
+        match ext.as_deref() {
+            Some("svg") => Ok(Format::Svg),
+            Some("png") => Ok(Format::Png),
+            Some("html") | Some("htm") if html => Ok(Format::Html),
+            _ => Err(format!(
+                "cannot draw a chart to {}: use a .svg{} file",
+                path.display(),
+                if html { ", .png or .html" } else { " or .png" }
+            )),
+        }
+    }
+
+    /// The file's bytes for a chart drawn as `svg`; `title` names an HTML page.
+    pub fn render(self, svg: String, title: &str) -> Result<Vec<u8>, String> {
+        Ok(match self {
+            Format::Svg => svg.into_bytes(),
+            Format::Png => svg_to_png(&svg)?,
+            Format::Html => format!(
+                "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>body{{margin:16px;font-family:Helvetica,Arial,sans-serif}}svg{{max-width:100%;height:auto}}</style></head><body>\n{svg}</body></html>\n",
+                escape(title)
+            )
+            .into_bytes(),
+        })
+    }
 }
 
 /// One series of a line chart: a label, a colour and (x, y) points.

@@ -75,16 +75,9 @@ struct Report {
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
-    let png = match &args.chart {
-        None => false,
-        Some(p) => match p.extension().map(|e| e.to_string_lossy().to_lowercase()).as_deref() {
-            Some("svg") => false,
-            Some("png") => true,
-            _ => bail!(crate::UsageError(format!(
-                "cannot draw a chart to {}: use a .svg or .png file",
-                p.display()
-            ))),
-        },
+    let chart_format = match &args.chart {
+        None => None,
+        Some(p) => Some(chart::Format::of(p, false).map_err(crate::UsageError)?),
     };
     let (tx, _) = args.input.load(progress)?;
     let holdout_days = args.holdout.round().max(1.0) as i32;
@@ -250,11 +243,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             input::day_string(tx.as_of)
         );
         let svg = chart::backtest_svg(&title, &cumulative, &calibration);
-        let bytes = if png {
-            chart::svg_to_png(&svg).map_err(anyhow::Error::msg)?
-        } else {
-            svg.into_bytes()
-        };
+        let format = chart_format.expect("checked with the chart path");
+        let bytes = format.render(svg, &title).map_err(anyhow::Error::msg)?;
         crate::output::atomic_write(path, |w| Ok(w.write_all(&bytes)?))?;
         progress.note(&format!("chart written to {}", path.display()));
     }

@@ -12,13 +12,6 @@ use crate::output::{self, ColumnData, Table};
 use crate::progress::Progress;
 use crate::UsageError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ChartKind {
-    Svg,
-    Png,
-    Html,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Layout {
     /// One row per (cohort, period offset).
@@ -80,17 +73,9 @@ pub struct Args {
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let target = args.output.checked_target(&args.input)?;
-    let chart_kind = match &args.chart {
+    let chart_format = match &args.chart {
         None => None,
-        Some(p) => match p.extension().map(|e| e.to_string_lossy().to_lowercase()).as_deref() {
-            Some("svg") => Some(ChartKind::Svg),
-            Some("html") | Some("htm") => Some(ChartKind::Html),
-            Some("png") => Some(ChartKind::Png),
-            _ => bail!(UsageError(format!(
-                "cannot draw a chart to {}: use a .svg, .png or .html file",
-                p.display()
-            ))),
-        },
+        Some(p) => Some(chart::Format::of(p, true).map_err(UsageError)?),
     };
     let (tx, report) = args.input.load(progress)?;
     let spinner = progress.spinner("computing cohorts");
@@ -122,14 +107,11 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         Layout::Wide => wide_table(&result, args.values),
     };
     output::write_table(&table, &target)?;
-    if let (Some(path), Some(kind)) = (&args.chart, chart_kind) {
+    if let (Some(path), Some(format)) = (&args.chart, chart_format) {
         let first = report.first_day.unwrap_or(tx.as_of).min(tx.as_of);
-        let bytes = match kind {
-            ChartKind::Html => chart::heatmap_html(&result, first, tx.as_of).into_bytes(),
-            ChartKind::Svg => chart::heatmap_svg(&result, first, tx.as_of).into_bytes(),
-            ChartKind::Png => chart::svg_to_png(&chart::heatmap_svg(&result, first, tx.as_of))
-                .map_err(anyhow::Error::msg)?,
-        };
+        let svg = chart::heatmap_svg(&result, first, tx.as_of);
+        let title = format!("Customer retention by {} cohort", args.period.name());
+        let bytes = format.render(svg, &title).map_err(anyhow::Error::msg)?;
         output::atomic_write(path, |w| Ok(w.write_all(&bytes)?))?;
         progress.note(&format!("chart written to {}", path.display()));
     }

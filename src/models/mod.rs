@@ -672,6 +672,65 @@ mod tests {
         }
     }
 
+    /// CLV against identities that do not reuse its code: with no discounting
+    /// the per-unit increments add up to E[purchases] × spend; a horizon of one
+    /// unit is discounted once at its end; a higher rate never raises the value.
+    #[test]
+    fn clv_discounting_identities() {
+        let mut s = Summary::default();
+        for (c, (x, t_x, t, m)) in
+            [(0u32, 0, 200, 0.0), (3, 150, 300, 40.0), (10, 280, 300, 25.5)].into_iter().enumerate()
+        {
+            s.customer.push(c as u32);
+            s.x.push(x);
+            s.t_x_days.push(t_x);
+            s.t_days.push(t);
+            s.monetary_avg.push(m);
+        }
+        let pat = patterns(&s, Unit::Week);
+        let (p, gg) = ([0.243, 4.414, 0.793, 2.426], [6.25, 3.74, 15.44]);
+        let plain =
+            score(&s, &pat, Kind::BgNbd, &p, &gg, Horizon { units: 13.0, discount_per_unit: 0.0 });
+        for sc in &plain {
+            assert!(
+                (sc.clv - sc.expected_purchases * sc.expected_spend).abs() < 1e-9 * sc.clv.max(1.0)
+            );
+        }
+        let delta = 0.1f64.ln_1p() * 7.0 / 365.25;
+        let one =
+            score(&s, &pat, Kind::BgNbd, &p, &gg, Horizon { units: 1.0, discount_per_unit: delta });
+        for (i, sc) in one.iter().enumerate() {
+            let e = purchase::expected_purchases(Kind::BgNbd, &p, s.history(i, Unit::Week), 1.0);
+            assert!(
+                (sc.clv - e * sc.expected_spend * (-delta).exp()).abs() < 1e-12 * sc.clv.max(1.0)
+            );
+        }
+        let discounted = score(
+            &s,
+            &pat,
+            Kind::BgNbd,
+            &p,
+            &gg,
+            Horizon { units: 13.0, discount_per_unit: delta },
+        );
+        for (a, b) in discounted.iter().zip(&plain) {
+            assert!(a.clv < b.clv && a.clv > b.clv * (-delta * 13.0).exp());
+        }
+    }
+
+    /// d/dt P(no purchase in t) at t = 0 is −P(alive) E[λ | alive] = −P(alive) (r+x)/(α+T).
+    #[test]
+    fn bgnbd_no_purchase_slope_at_zero() {
+        let p = [0.243, 4.414, 0.793, 2.426];
+        for kind in [Kind::BgNbd, Kind::MbgNbd] {
+            let h = History { x: 4.0, t_x: 25.0, t: 40.0 };
+            let dt = 1e-6;
+            let slope = (purchase::p_no_purchase(kind, &p, h, dt) - 1.0) / dt;
+            let want = -purchase::p_alive(kind, &p, h) * (p[0] + 4.0) / (p[1] + 40.0);
+            assert!((slope - want).abs() < 1e-4 * want.abs(), "{kind:?}: {slope} vs {want}");
+        }
+    }
+
     proptest! {
         #[test]
         fn extreme_customers_give_finite_scores(
