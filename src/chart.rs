@@ -353,6 +353,140 @@ fn panel(
     }
 }
 
+/// One line of a trend chart: a value per period, `None` where unknown.
+pub struct Trend<'a> {
+    pub label: &'a str,
+    pub color: &'a str,
+    pub values: Vec<Option<f64>>,
+}
+
+/// A step of 1, 2, 2.5 or 5 × 10^k that splits `max` into at most four intervals.
+fn nice_step(max: f64) -> f64 {
+    if max <= 0.0 || !max.is_finite() {
+        return 1.0;
+    }
+    let raw = max / 4.0;
+    let mag = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|&s| s >= raw).unwrap_or(10.0 * mag)
+}
+
+/// Axis labels that stay short: 950, 1.2k, 12k, 3.4M.
+fn compact(v: f64) -> String {
+    let a = v.abs();
+    let (x, suffix) = if a >= 1e6 {
+        (v / 1e6, "M")
+    } else if a >= 1e3 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    if x == x.round() {
+        format!("{x:.0}{suffix}")
+    } else if x.abs() < 10.0 {
+        format!("{x:.1}{suffix}")
+    } else {
+        format!("{x:.0}{suffix}")
+    }
+}
+
+/// A small line chart of one figure over the report's periods: a point per
+/// period (`<circle class="point">`), lines broken where a value is unknown.
+pub fn trend_svg(title: &str, labels: &[String], series: &[Trend]) -> String {
+    let (w, h) = (440.0, 250.0);
+    let (x0, y0, pw, ph) = (52.0, if series.len() > 1 { 62.0 } else { 44.0 }, 370.0, 150.0);
+    let values = series.iter().flat_map(|t| t.values.iter().flatten().copied());
+    let (lo, hi) = values.fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let step = nice_step(hi - lo);
+    let (ymin, ymax) = ((lo / step).floor() * step, ((hi / step).ceil() * step).max(step));
+    let n = labels.len().max(1);
+    let px = |i: usize| if n == 1 { x0 + pw / 2.0 } else { x0 + i as f64 / (n - 1) as f64 * pw };
+    let py = |v: f64| y0 + ph - (v - ymin) / (ymax - ymin) * ph;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, DejaVu Sans, sans-serif" font-size="11"><rect width="{w}" height="{h}" fill="white"/>"#
+    );
+    let _ = write!(
+        s,
+        r#"<text x="10" y="20" font-size="14" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+    if series.len() > 1 {
+        let mut lx = x0;
+        for t in series {
+            let _ = write!(
+                s,
+                r#"<rect x="{lx}" y="32" width="14" height="4" fill="{}"/><text x="{}" y="38">{}</text>"#,
+                t.color,
+                lx + 18.0,
+                escape(t.label)
+            );
+            lx += 30.0 + 6.5 * t.label.len() as f64;
+        }
+    }
+    let mut v = ymin;
+    while v <= ymax + step * 1e-9 {
+        let y = py(v);
+        let _ = write!(
+            s,
+            r##"<line x1="{x0}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#e3e3e3"/><text x="{}" y="{:.1}" text-anchor="end" fill="#444">{}</text>"##,
+            x0 + pw,
+            x0 - 6.0,
+            y + 4.0,
+            compact(v)
+        );
+        v += step;
+    }
+    let every = n.div_ceil(6);
+    for (i, l) in labels.iter().enumerate() {
+        if (n - 1 - i).is_multiple_of(every) {
+            let _ = write!(
+                s,
+                r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#444">{}</text>"##,
+                px(i),
+                y0 + ph + 16.0,
+                escape(l)
+            );
+        }
+    }
+    for t in series {
+        let mut run: Vec<String> = Vec::new();
+        let flush = |run: &mut Vec<String>, s: &mut String| {
+            if run.len() > 1 {
+                let _ = write!(
+                    s,
+                    r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"/>"#,
+                    run.join(" "),
+                    t.color
+                );
+            }
+            run.clear();
+        };
+        for (i, v) in t.values.iter().enumerate() {
+            match v {
+                Some(v) => run.push(format!("{:.1},{:.1}", px(i), py(*v))),
+                None => flush(&mut run, &mut s),
+            }
+        }
+        flush(&mut run, &mut s);
+        for (i, v) in t.values.iter().enumerate() {
+            if let Some(v) = v {
+                let _ = write!(
+                    s,
+                    r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="3" fill="{}"><title>{}: {}</title></circle>"#,
+                    px(i),
+                    py(*v),
+                    t.color,
+                    escape(labels.get(i).map_or("", |l| l.as_str())),
+                    compact(*v)
+                );
+            }
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 fn tick(v: f64) -> String {
     if v == 0.0 {
         "0".to_string()
@@ -380,5 +514,24 @@ mod tests {
         assert_eq!(percent(0.0999), "10%");
         assert_eq!(percent(0.004), "<1%");
         assert_eq!(percent(0.0), "0%");
+    }
+
+    #[test]
+    fn trend_axes() {
+        assert_eq!(nice_step(100.0), 25.0);
+        assert_eq!(nice_step(7.0), 2.0);
+        assert_eq!(nice_step(1234.0), 500.0);
+        assert_eq!(compact(1500.0), "1.5k");
+        assert_eq!(compact(25000.0), "25k");
+        assert_eq!(compact(2_000_000.0), "2M");
+        assert_eq!(compact(7.5), "7.5");
+        let svg = trend_svg(
+            "Active",
+            &["a".into(), "b".into(), "c".into()],
+            &[Trend { label: "x", color: "red", values: vec![Some(1.0), None, Some(3.0)] }],
+        );
+        assert_eq!(svg.matches("class=\"point\"").count(), 2);
+        // A line needs two consecutive points: the gap breaks it.
+        assert_eq!(svg.matches("<polyline").count(), 0);
     }
 }

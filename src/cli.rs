@@ -26,6 +26,11 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// Settings file with column mapping and report defaults (default: ./churn.toml
+    /// if present). Flags override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,17 +42,34 @@ pub enum Command {
     Fit(cmd::fit::Args),
     Score(cmd::score::Args),
     Backtest(cmd::backtest::Args),
+    Report(cmd::report::Args),
     Inspect(cmd::inspect::Args),
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+impl Command {
+    pub fn input_mut(&mut self) -> &mut InputArgs {
+        match self {
+            Command::Rfm(a) => &mut a.input,
+            Command::Cohorts(a) => &mut a.input,
+            Command::Fit(a) => &mut a.input,
+            Command::Score(a) => &mut a.input,
+            Command::Backtest(a) => &mut a.input,
+            Command::Report(a) => &mut a.input,
+            Command::Inspect(a) => &mut a.input,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InputFormatArg {
     Csv,
     Tsv,
     Parquet,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, Default)]
+#[derive(Clone, Copy, Debug, ValueEnum, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ReturnsArg {
     /// Returns reduce the customer's monetary value; never a purchase.
     #[default]
@@ -106,9 +128,9 @@ pub struct InputArgs {
     #[arg(long)]
     pub skip_invalid: bool,
 
-    /// What negative amounts (returns, cancellations) do.
-    #[arg(long, value_enum, default_value_t = ReturnsArg::Net, value_name = "POLICY")]
-    pub returns: ReturnsArg,
+    /// What negative amounts (returns, cancellations) do [default: net].
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub returns: Option<ReturnsArg>,
 
     /// Analysis date YYYY-MM-DD, inclusive; later transactions are ignored
     /// (default: the date of the latest transaction).
@@ -129,6 +151,44 @@ fn parse_as_of(s: &str) -> Result<i32, String> {
 }
 
 impl InputArgs {
+    /// Fills the options not given as flags from the config file's [input].
+    pub fn apply_config(&mut self, c: &crate::config::InputConfig) -> Result<()> {
+        fn fill<T: Clone>(flag: &mut Option<T>, value: &Option<T>) {
+            if flag.is_none() {
+                flag.clone_from(value);
+            }
+        }
+        // An amount column from the file does not apply when quantity and price are flags.
+        if self.quantity.is_none() {
+            fill(&mut self.amount, &c.amount);
+        }
+        if self.amount.is_none() {
+            fill(&mut self.quantity, &c.quantity);
+            fill(&mut self.price, &c.price);
+        }
+        fill(&mut self.customer, &c.customer);
+        fill(&mut self.date, &c.date);
+        fill(&mut self.order, &c.order);
+        fill(&mut self.date_format, &c.date_format);
+        fill(&mut self.input_format, &c.input_format);
+        fill(&mut self.returns, &c.returns);
+        if self.delimiter.is_none() {
+            if let Some(d) = &c.delimiter {
+                self.delimiter = Some(
+                    parse_delimiter(d).map_err(|e| anyhow::anyhow!("[input] delimiter: {e}"))?,
+                );
+            }
+        }
+        self.skip_invalid |= c.skip_invalid.unwrap_or(false);
+        if self.amount.is_some() && (self.quantity.is_some() || self.price.is_some()) {
+            anyhow::bail!("[input] gives amount together with quantity and price: keep one");
+        }
+        if self.quantity.is_some() != self.price.is_some() {
+            anyhow::bail!("[input] quantity and price go together: give both or neither");
+        }
+        Ok(())
+    }
+
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions {
             inputs: self.inputs.clone(),
@@ -148,7 +208,7 @@ impl InputArgs {
             },
             date_format: self.date_format.clone(),
             skip_invalid: self.skip_invalid,
-            returns: match self.returns {
+            returns: match self.returns.unwrap_or_default() {
                 ReturnsArg::Net => ReturnsPolicy::Net,
                 ReturnsArg::Drop => ReturnsPolicy::Drop,
             },

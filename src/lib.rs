@@ -10,17 +10,19 @@ pub mod chart;
 pub mod cli;
 pub mod cmd;
 pub mod cohorts;
+pub mod config;
 pub mod dates;
 pub mod input;
 pub mod models;
 pub mod output;
 pub mod progress;
+pub mod report;
 pub mod rfm;
 pub mod segments;
 
 use std::fmt;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use cli::{Cli, Command};
 use progress::Progress;
@@ -41,13 +43,25 @@ impl std::error::Error for UsageError {}
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let progress = Progress::new(cli.quiet);
-    match cli.command {
+    let mut command = cli.command;
+    // A config file that cannot be used is a usage error, like a bad flag.
+    let usage = |e: anyhow::Error| UsageError(format!("{e:#}"));
+    if let Some((path, config)) = config::discover(cli.config.as_deref()).map_err(usage)? {
+        let in_file = || format!("in config file {}", path.display());
+        command.input_mut().apply_config(&config.input).with_context(in_file).map_err(usage)?;
+        if let Command::Report(args) = &mut command {
+            args.apply_config(&config.report).with_context(in_file).map_err(usage)?;
+        }
+        progress.note(&format!("settings from {}", path.display()));
+    }
+    match command {
         Command::Rfm(args) => cmd::rfm::run(args, &progress),
         Command::Inspect(args) => cmd::inspect::run(args, &progress),
         Command::Cohorts(args) => cmd::cohorts::run(args, &progress),
         Command::Fit(args) => cmd::fit::run(args, &progress),
         Command::Score(args) => cmd::score::run(args, &progress),
         Command::Backtest(args) => cmd::backtest::run(args, &progress),
+        Command::Report(args) => cmd::report::run(args, &progress),
     }
 }
 

@@ -208,6 +208,18 @@ pub fn write_table(table: &Table, target: &OutputTarget) -> Result<()> {
     }
 }
 
+/// Writes a finished document (a report, a chart) to a file, atomically, or
+/// to stdout when there is no path or it is '-'.
+pub fn write_document(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match path.filter(|p| p.as_os_str() != "-") {
+        Some(p) => atomic_write(p, |w| Ok(w.write_all(bytes)?)),
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(bytes).and_then(|_| out.flush()).context("writing to stdout")
+        }
+    }
+}
+
 /// Runs `write` against a temporary file beside `path`, then renames it into place.
 pub fn atomic_write(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     let dir = match path.parent() {

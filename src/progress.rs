@@ -70,6 +70,20 @@ impl Progress {
         bar
     }
 
+    /// A bar counting `total` steps of a longer job.
+    pub fn steps(&self, total: u64, msg: &str) -> ProgressBar {
+        if !self.bars {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{msg} {wide_bar} {pos}/{len} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(msg.to_string());
+        bar
+    }
+
     /// A spinner for a stage of unknown length.
     pub fn spinner(&self, msg: &str) -> ProgressBar {
         if !self.bars {

@@ -1056,3 +1056,186 @@ mod no_panics {
         }
     }
 }
+
+/// The sample's rows as (customer, day, cents, order id), blank customers skipped.
+fn sample_rows() -> Vec<(String, i32, i64, String)> {
+    let text = std::fs::read_to_string(data("sample.csv")).unwrap();
+    rows(&text)
+        .into_iter()
+        .filter(|r| !r[1].trim().is_empty())
+        .map(|r| {
+            let day = churn::dates::parse_ymd(&r[2][..10]).unwrap();
+            let cents = (r[3].parse::<f64>().unwrap() * 100.0).round() as i64;
+            (r[1].clone(), day, cents, r[0].clone())
+        })
+        .collect()
+}
+
+/// Period figures computed directly from the rows, for the period (start, end].
+struct Naive {
+    customers: u64,
+    active: u64,
+    new: u64,
+    purchases: u64,
+    revenue_cents: i64,
+    repeat_rate: f64,
+}
+
+fn naive_period(tx: &[(String, i32, i64, String)], start: i32, end: i32) -> Naive {
+    use std::collections::{HashMap, HashSet};
+    let mut first: HashMap<&str, i32> = HashMap::new();
+    let mut orders: HashMap<&str, HashSet<&str>> = HashMap::new();
+    let (mut active, mut period_orders) = (HashSet::new(), HashSet::new());
+    let mut revenue_cents = 0;
+    for (c, d, cents, o) in tx.iter().filter(|r| r.1 <= end) {
+        if *d > start {
+            revenue_cents += cents;
+        }
+        if *cents > 0 {
+            let f = first.entry(c).or_insert(*d);
+            *f = (*f).min(*d);
+            orders.entry(c).or_default().insert(o);
+            if *d > start {
+                active.insert(c.as_str());
+                period_orders.insert(o.as_str());
+            }
+        }
+    }
+    Naive {
+        customers: first.len() as u64,
+        active: active.len() as u64,
+        new: active.iter().filter(|c| first[*c] > start).count() as u64,
+        purchases: period_orders.len() as u64,
+        revenue_cents,
+        repeat_rate: orders.values().filter(|o| o.len() >= 2).count() as f64 / first.len() as f64,
+    }
+}
+
+/// customer id -> segment, from `churn rfm --as-of`.
+fn segments_at(as_of: &str) -> std::collections::HashMap<String, String> {
+    let out = stdout_of(&["rfm", data("sample.csv").to_str().unwrap(), "--as-of", as_of, "-q"]);
+    rows(&out).into_iter().map(|r| (r[0].clone(), r[10].clone())).collect()
+}
+
+/// customer id -> (churn_risk, value_at_risk), from `churn score --as-of`.
+fn risks_at(as_of: &str) -> Vec<(String, f64, f64)> {
+    let out = stdout_of(&["score", data("sample.csv").to_str().unwrap(), "--as-of", as_of, "-q"]);
+    rows(&out)
+        .into_iter()
+        .map(|r| (r[0].clone(), r[6].parse().unwrap(), r[11].parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn report_headline_figures_match_an_independent_computation() {
+    use churn::dates::{parse_ymd, Day};
+    use std::collections::{HashMap, HashSet};
+    let tx = sample_rows();
+    let churned = ["At Risk", "Can't Lose Them", "Lost"];
+    // Weekly and monthly periods, at dates when new customers still arrive.
+    for (period, ends) in [
+        ("week", ["2023-11-30", "2023-11-23", "2023-11-16"]),
+        ("month", ["2023-12-31", "2023-11-30", "2023-10-31"]),
+    ] {
+        let report = json_of(&[
+            "report",
+            data("sample.csv").to_str().unwrap(),
+            "--as-of",
+            ends[0],
+            "--period",
+            period,
+            "--json",
+            "-q",
+        ]);
+        let trend = report["trend"].as_array().unwrap();
+        assert_eq!(trend.len(), 12);
+        let segs: Vec<_> = ends.iter().map(|e| segments_at(e)).collect();
+        let risks: Vec<_> = ends.iter().map(|e| risks_at(e)).collect();
+        for k in 0..2 {
+            let fig = &trend[trend.len() - 1 - k];
+            let (start, end) = (parse_ymd(ends[k + 1]).unwrap(), parse_ymd(ends[k]).unwrap());
+            assert_eq!(fig["end"], ends[k]);
+            assert_eq!(fig["start"], Day(start + 1).to_string());
+            let n = naive_period(&tx, start, end);
+            let int = |key: &str| fig[key].as_u64().unwrap();
+            assert_eq!(int("customers"), n.customers, "{period} {k}");
+            assert_eq!(int("active_customers"), n.active, "{period} {k}");
+            assert_eq!(int("new_customers"), n.new, "{period} {k}");
+            assert_eq!(int("returning_customers"), n.active - n.new);
+            assert_eq!(int("purchases"), n.purchases);
+            assert!(n.new > 0 && n.active > n.new, "the fixture should have both kinds");
+            let revenue = fig["revenue"].as_f64().unwrap();
+            assert!((revenue * 100.0 - n.revenue_cents as f64).abs() < 1e-6, "{revenue}");
+            assert!((fig["repeat_purchase_rate"].as_f64().unwrap() - n.repeat_rate).abs() < 1e-12);
+            // RFM: loyal customers and moves into the churned segments.
+            let loyal =
+                segs[k].values().filter(|s| *s == "Champions" || *s == "Loyal Customers").count()
+                    as u64;
+            assert_eq!(int("loyal_customers"), loyal);
+            let moved = segs[k]
+                .iter()
+                .filter(|(c, s)| {
+                    churned.contains(&s.as_str())
+                        && segs[k + 1].get(*c).is_some_and(|b| !churned.contains(&b.as_str()))
+                })
+                .count() as u64;
+            assert_eq!(int("churned_by_rfm"), moved, "{period} {k}");
+            // The model: high risk, value at risk, newly high risk.
+            let high: HashSet<&str> =
+                risks[k].iter().filter(|r| r.1 >= 0.7).map(|r| r.0.as_str()).collect();
+            let high_before: HashSet<&str> =
+                risks[k + 1].iter().filter(|r| r.1 >= 0.7).map(|r| r.0.as_str()).collect();
+            let known_before: HashSet<&str> = risks[k + 1].iter().map(|r| r.0.as_str()).collect();
+            assert_eq!(int("high_risk_customers"), high.len() as u64);
+            let became =
+                high.iter().filter(|c| known_before.contains(*c) && !high_before.contains(*c));
+            assert_eq!(int("churned_by_model"), became.count() as u64, "{period} {k}");
+            let var: f64 = risks[k].iter().map(|r| r.2).sum();
+            let got = fig["value_at_risk"].as_f64().unwrap();
+            assert!((got - var).abs() < 1e-9 * var, "{got} vs {var}");
+        }
+        // Headline = the last two trend entries.
+        let h = &report["headline"].as_array().unwrap()[0];
+        assert_eq!(h["key"], "active_customers");
+        assert_eq!(
+            h["value"].as_f64().unwrap() as u64,
+            trend[11]["active_customers"].as_u64().unwrap()
+        );
+        assert_eq!(
+            h["previous"].as_f64().unwrap() as u64,
+            trend[10]["active_customers"].as_u64().unwrap()
+        );
+        // Segments now and before, and the migration between them.
+        let count =
+            |m: &HashMap<String, String>, s: &str| m.values().filter(|v| *v == s).count() as u64;
+        for s in report["segments"].as_array().unwrap() {
+            let name = s["segment"].as_str().unwrap();
+            assert_eq!(s["customers"].as_u64().unwrap(), count(&segs[0], name), "{name}");
+            assert_eq!(s["previous"].as_u64().unwrap(), count(&segs[1], name), "{name}");
+        }
+        let mut moves: HashMap<(String, String), u64> = HashMap::new();
+        for (c, s) in &segs[0] {
+            let from = segs[1].get(c).cloned().unwrap_or_else(|| "New".into());
+            *moves.entry((from, s.clone())).or_default() += 1;
+        }
+        let got: HashMap<(String, String), u64> = report["migration"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let s = |k: &str| m[k].as_str().unwrap().to_string();
+                ((s("from"), s("to")), m["customers"].as_u64().unwrap())
+            })
+            .collect();
+        assert_eq!(got, moves);
+        // The top of the list is the top of `churn score`.
+        let top: Vec<&str> = report["top_at_risk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["customer_id"].as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = risks[0].iter().take(25).map(|r| r.0.as_str()).collect();
+        assert_eq!(top, want);
+    }
+}

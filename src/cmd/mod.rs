@@ -4,5 +4,6 @@ pub mod backtest;
 pub mod cohorts;
 pub mod fit;
 pub mod inspect;
+pub mod report;
 pub mod rfm;
 pub mod score;

@@ -13,13 +13,26 @@ use crate::progress::Progress;
 use crate::rfm::{self, RfmOptions};
 use crate::UsageError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ScoreModel {
     Bgnbd,
     Mbgnbd,
     Pnbd,
     /// Fit both and keep the lowest BIC.
     Auto,
+}
+
+impl ScoreModel {
+    /// The purchase models to fit; the lowest BIC among them is kept.
+    pub fn candidates(self) -> &'static [ModelName] {
+        match self {
+            ScoreModel::Bgnbd => &[ModelName::Bgnbd],
+            ScoreModel::Mbgnbd => &[ModelName::Mbgnbd],
+            ScoreModel::Pnbd => &[ModelName::Pnbd],
+            ScoreModel::Auto => &[ModelName::Bgnbd, ModelName::Mbgnbd, ModelName::Pnbd],
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -168,21 +181,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let purchase = match purchase_file {
         Some(m) => m,
         None => {
-            let names: &[ModelName] = match args.model {
-                ScoreModel::Bgnbd => &[ModelName::Bgnbd],
-                ScoreModel::Mbgnbd => &[ModelName::Mbgnbd],
-                ScoreModel::Pnbd => &[ModelName::Pnbd],
-                ScoreModel::Auto => &[ModelName::Bgnbd, ModelName::Mbgnbd, ModelName::Pnbd],
-            };
-            let fits: Vec<FittedModel> = names
-                .iter()
-                .map(|&m| {
-                    let fit = models::fit_purchase(m.purchase_kind().unwrap(), &pat, args.penalty);
-                    models::describe(m, &fit, unit, as_of)
-                })
-                .filter(|f| f.converged)
-                .collect();
-            fits.into_iter().min_by(|a, b| a.bic.total_cmp(&b.bic)).ok_or_else(|| {
+            let names = args.model.candidates();
+            models::fit_best_purchase(names, &pat, args.penalty, unit, as_of).ok_or_else(|| {
                 anyhow::anyhow!("the purchase model did not converge; try --penalty 0.001, another --unit, or `churn fit` to see the fit")
             })?
         }

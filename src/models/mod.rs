@@ -41,6 +41,14 @@ impl Unit {
             Unit::Month => 365.25 / 12.0,
         }
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Day => "day",
+            Unit::Week => "week",
+            Unit::Month => "month",
+        }
+    }
 }
 
 /// Per customer with at least one purchase, in customer code order.
@@ -423,6 +431,25 @@ impl SpendData {
             )
         })
     }
+}
+
+/// Fits each purchase model and keeps the converged fit with the lowest BIC
+/// (`None` when none converged).
+pub fn fit_best_purchase(
+    names: &[ModelName],
+    pat: &Patterns,
+    penalty: f64,
+    unit: Unit,
+    as_of: i32,
+) -> Option<FittedModel> {
+    names
+        .iter()
+        .filter_map(|&m| {
+            let fit = fit_purchase(m.purchase_kind()?, pat, penalty);
+            Some(describe(m, &fit, unit, as_of))
+        })
+        .filter(|f| f.converged)
+        .min_by(|a, b| a.bic.total_cmp(&b.bic))
 }
 
 /// Wraps a fit for printing and saving.
