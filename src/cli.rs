@@ -240,7 +240,7 @@ impl OutputArgs {
     /// The output target, checked before any input is read: a known format,
     /// and not one of the inputs.
     pub fn checked_target(&self, input: &InputArgs) -> Result<OutputTarget> {
-        check_not_overwriting_input(input, self)?;
+        check_not_overwriting_input(input, self.output.as_deref())?;
         let target = self.target();
         target.resolved_format()?;
         Ok(target)
@@ -263,8 +263,11 @@ impl InputArgs {
 }
 
 /// Rejects an output path that is also an input, before anything is read.
-pub fn check_not_overwriting_input(input: &InputArgs, output: &OutputArgs) -> Result<()> {
-    if let Some(out) = &output.output {
+pub fn check_not_overwriting_input(
+    input: &InputArgs,
+    output: Option<&std::path::Path>,
+) -> Result<()> {
+    if let Some(out) = output {
         let out_c = std::fs::canonicalize(out).ok();
         for i in &input.inputs {
             if out == i || (out_c.is_some() && std::fs::canonicalize(i).ok() == out_c) {

@@ -79,13 +79,20 @@ pub fn discover(explicit: Option<&Path>) -> Result<Option<(PathBuf, Config)>> {
 }
 
 pub fn parse(text: &str) -> Result<Config> {
-    toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-        match line {
-            Some(l) => anyhow::anyhow!("line {l}: {}", e.message()),
-            None => anyhow::anyhow!("{}", e.message()),
-        }
+    from_toml(text)
+}
+
+/// Deserializes TOML, with errors that start with the line number.
+pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| match e.span() {
+        Some(s) => anyhow::anyhow!("line {}: {}", line_of(text, s.start), e.message()),
+        None => anyhow::anyhow!("{}", e.message()),
     })
+}
+
+/// The 1-based line of a byte offset.
+pub fn line_of(text: &str, byte: usize) -> usize {
+    text[..byte.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
 #[cfg(test)]

@@ -163,17 +163,11 @@ fn parse_toml(text: &str, bins: u32) -> Result<Vec<Rule>> {
     struct File {
         segment: Vec<toml::Spanned<Raw>>,
     }
-    let file: File = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        match line {
-            Some(l) => anyhow::anyhow!("line {l}: {}", e.message()),
-            None => anyhow::anyhow!("{}", e.message()),
-        }
-    })?;
+    let file: File = crate::config::from_toml(text)?;
     file.segment
         .into_iter()
         .map(|s| {
-            let line = line_of(text, s.span().start);
+            let line = crate::config::line_of(text, s.span().start);
             let raw = s.into_inner();
             let range = |what: &str, v: [i64; 2]| {
                 check_range(what, v[0], v[1], bins)
@@ -187,10 +181,6 @@ fn parse_toml(text: &str, bins: u32) -> Result<Vec<Rule>> {
             })
         })
         .collect()
-}
-
-fn line_of(text: &str, byte: usize) -> usize {
-    text[..byte.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
 #[cfg(test)]

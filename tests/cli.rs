@@ -1239,3 +1239,175 @@ fn report_headline_figures_match_an_independent_computation() {
         assert_eq!(top, want);
     }
 }
+
+#[test]
+fn report_html_is_self_contained_well_formed_and_deterministic() {
+    let dir = TempDir::new().unwrap();
+    let sample = data("sample.csv");
+    let mut bytes = Vec::new();
+    for name in ["a.html", "b.html"] {
+        let out = dir.path().join(name);
+        churn()
+            .args(["report", sample.to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .assert()
+            .success()
+            .stdout("")
+            .stderr(predicate::str::contains("report written to"));
+        bytes.push(std::fs::read(&out).unwrap());
+    }
+    assert_eq!(bytes[0], bytes[1], "two runs differ");
+    let html = String::from_utf8(bytes.remove(0)).unwrap();
+    // Nothing to fetch: no scripts, links, images or imports; the only URL is the SVG namespace.
+    for banned in ["<script", "<link", "<img", "<iframe", "@import", "url(", "src=", "href="] {
+        assert!(!html.contains(banned), "the report contains {banned}");
+    }
+    let urls = html.matches("http").count();
+    assert_eq!(urls, html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count());
+    // Well-formed (every element closed and nested), with the expected parts.
+    let doc = roxmltree::Document::parse_with_options(
+        &html,
+        roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() },
+    )
+    .unwrap();
+    let count = |tag: &str| doc.descendants().filter(|n| n.has_tag_name(tag)).count();
+    assert_eq!(count("svg"), 5, "four trend charts and the heatmap");
+    assert_eq!(count("h2"), 7);
+    assert!(doc.descendants().any(|n| n.attribute("id") == Some("value_at_risk")));
+    let top = doc.descendants().find(|n| n.attribute("class") == Some("top")).unwrap();
+    assert_eq!(top.children().filter(|n| n.has_tag_name("tr")).count(), 26);
+    assert_eq!(
+        doc.descendants().filter(|n| n.attribute("class") == Some("point")).count(),
+        12 * 5,
+        "a point per period: active, loyal, new, returning, value at risk"
+    );
+    assert!(html.contains("<meta name=\"viewport\""));
+    assert!(html.contains("@media print"));
+}
+
+#[test]
+fn report_markdown_renders_and_json_is_the_same_report() {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let sample = data("sample.csv");
+    let md = stdout_of(&["report", sample.to_str().unwrap(), "-q", "--top", "5"]);
+    assert!(md.starts_with("# Churn report: week ending 2024-06-29\n"));
+    let (mut tables, mut rows_in_table, mut heads) = (Vec::new(), 0, 0);
+    for e in Parser::new_ext(&md, Options::ENABLE_TABLES) {
+        match e {
+            Event::Start(Tag::Table(_)) => rows_in_table = 0,
+            Event::End(TagEnd::TableRow) => rows_in_table += 1,
+            Event::End(TagEnd::Table) => tables.push(rows_in_table),
+            Event::Start(Tag::Heading { .. }) => heads += 1,
+            _ => {}
+        }
+    }
+    // Headline (11 figures), trend (12 weeks), top 5, segments (11), moves, cohorts (12).
+    assert_eq!(tables.len(), 6, "{tables:?}");
+    assert_eq!((tables[0], tables[1], tables[2], tables[3], tables[5]), (11, 12, 5, 11, 12));
+    assert_eq!(heads, 8);
+    let json = json_of(&["report", sample.to_str().unwrap(), "-q", "--top", "5", "--json"]);
+    let active = json["trend"][11]["active_customers"].as_u64().unwrap();
+    assert!(md.contains(&format!("| Active customers | {active} |")), "{md}");
+    assert_eq!(json["as_of"], "2024-06-29");
+    assert_eq!(json["top_at_risk"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn report_fails_loudly_on_a_small_or_empty_export_and_keeps_the_old_file() {
+    let dir = TempDir::new().unwrap();
+    let sample = data("sample.csv");
+    let out = dir.path().join("report.html");
+    churn()
+        .args([
+            "report",
+            sample.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--min-rows",
+            "6000",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("only 5,000 rows read, fewer than --min-rows 6,000"))
+        .stderr(predicate::str::contains("was not written"));
+    assert!(!out.exists());
+    std::fs::write(&out, "last week's report").unwrap();
+    churn()
+        .args(["report", sample.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args(["--as-of", "2024-08-31", "--fail-on-empty"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no transactions in the week 2024-08-25 to 2024-08-31"));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "last week's report");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+    // Without --fail-on-empty the report is written, with a warning.
+    churn()
+        .args(["report", sample.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args(["--as-of", "2024-08-31"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning: no transactions in the week"));
+    churn()
+        .args(["report", sample.to_str().unwrap(), "-o", "report.pdf"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("use .html, .md, .json or --format"));
+    churn().args(["report", sample.to_str().unwrap(), "--periods", "2"]).assert().code(2);
+}
+
+#[test]
+fn config_file_maps_columns_and_sets_report_defaults() {
+    let dir = TempDir::new().unwrap();
+    // An export with unusual column names, which detection cannot map.
+    let sample = std::fs::read_to_string(data("sample.csv")).unwrap();
+    let export =
+        sample.replacen("order_id,customer_id,order_date,amount", "ref,client,booked,gross", 1);
+    std::fs::write(dir.path().join("export.csv"), export).unwrap();
+    churn()
+        .current_dir(dir.path())
+        .args(["rfm", "export.csv"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("pass --date COLUMN"));
+    std::fs::write(
+        dir.path().join("churn.toml"),
+        "[input]\ncustomer = \"client\"\ndate = \"booked\"\namount = \"gross\"\norder = \"ref\"\n\n[report]\noutput = \"weekly.md\"\ntop = 3\nperiod = \"month\"\n",
+    )
+    .unwrap();
+    // ./churn.toml is found; rfm then matches the original export.
+    let rfm = churn().current_dir(dir.path()).args(["rfm", "export.csv"]).output().unwrap();
+    assert!(rfm.status.success());
+    assert!(String::from_utf8_lossy(&rfm.stderr).contains("settings from churn.toml"));
+    let original = stdout_of(&["rfm", data("sample.csv").to_str().unwrap(), "-q"]);
+    assert_eq!(String::from_utf8(rfm.stdout).unwrap(), original);
+    // The report goes where the config says, with its defaults; flags win.
+    churn()
+        .current_dir(dir.path())
+        .args(["report", "export.csv", "-q"])
+        .assert()
+        .success()
+        .stdout("");
+    let md = std::fs::read_to_string(dir.path().join("weekly.md")).unwrap();
+    assert!(md.starts_with("# Churn report: month ending 2024-06-29"), "{md}");
+    assert!(md.contains("## Top 3 customers by value at risk"));
+    let json = churn()
+        .current_dir(dir.path())
+        .args(["report", "export.csv", "-q", "--json", "-o", "-", "--period", "week"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["period"], "week");
+    assert_eq!(v["top_at_risk"].as_array().unwrap().len(), 3);
+    // --config elsewhere; a misspelt key is a usage error naming file and line.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[input]\ncustomer = \"client\"\ncustmer = \"x\"\n").unwrap();
+    churn()
+        .args(["rfm", "--config", bad.to_str().unwrap(), data("sample.csv").to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad.toml: line 3: unknown field `custmer`"));
+    churn()
+        .args(["rfm", "--config", "/nonexistent/churn.toml", data("sample.csv").to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read config file /nonexistent/churn.toml"));
+}

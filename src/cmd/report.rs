@@ -192,17 +192,7 @@ impl Args {
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let format = args.resolved_format()?;
     let opts = args.options()?;
-    if let Some(out) = &args.output {
-        let out_c = std::fs::canonicalize(out).ok();
-        if args
-            .input
-            .inputs
-            .iter()
-            .any(|i| i == out || (out_c.is_some() && std::fs::canonicalize(i).ok() == out_c))
-        {
-            bail!(UsageError(format!("-o {} is also an input", out.display())));
-        }
-    }
+    crate::cli::check_not_overwriting_input(&args.input, args.output.as_deref())?;
     let (tx, load) = args.input.load(progress)?;
     let as_of = tx.as_of;
     let written_to = args.output.as_deref().filter(|p| p.as_os_str() != "-");
