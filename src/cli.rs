@@ -19,7 +19,7 @@ use crate::UsageError;
 #[derive(Parser, Debug)]
 #[command(name = "churn", version, propagate_version = true, max_term_width = 100)]
 #[command(
-    after_help = "Examples:\n  churn rfm sales.csv\n  churn rfm sales.parquet -o rfm.parquet\n  churn cohorts sales.csv --chart retention.png\n  churn score sales.csv --top 500 --min-risk 0.6 -o at_risk.csv\n  churn backtest sales.csv --holdout 90d\n  churn inspect exports/*.csv.gz"
+    after_help = "Examples:\n  churn rfm sales.csv\n  churn rfm sales.parquet -o rfm.parquet\n  churn cohorts sales.csv --chart retention.png\n  churn score sales.csv --top 500 --min-risk 0.6 -o at_risk.csv\n  churn backtest sales.csv --holdout 90d\n  churn report sales.csv -o weekly.html\n  churn inspect exports/*.csv.gz"
 )]
 pub struct Cli {
     /// Print nothing but errors on stderr (no progress, no summary).

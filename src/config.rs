@@ -114,4 +114,12 @@ mod tests {
         let e = parse("[report]\nperiod = \"year\"\n").unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("year"), "{e}");
     }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let c = parse(include_str!("../examples/churn.toml")).unwrap();
+        assert_eq!(c.input.order.as_deref(), Some("order_id"));
+        assert_eq!(c.report.min_rows, Some(1000));
+        assert_eq!(c.report.horizon.as_deref(), Some("90d"));
+    }
 }

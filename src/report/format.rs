@@ -38,19 +38,23 @@ pub fn change(kind: Kind, change: Option<f64>, previous: Option<f64>) -> String 
     let (Some(c), Some(p)) = (change, previous) else {
         return "n/a".into();
     };
-    let sign = if c > 0.0 {
-        "+"
-    } else if c < 0.0 {
-        "-"
-    } else {
-        ""
+    // A change that rounds to nothing at the shown precision has no sign.
+    let shown = match kind {
+        Kind::Count => c.round(),
+        Kind::Money => (c * 100.0).round(),
+        Kind::Rate => (c * 1000.0).round(),
+    };
+    let sign = match shown.partial_cmp(&0.0) {
+        Some(std::cmp::Ordering::Greater) => "+",
+        Some(std::cmp::Ordering::Less) => "-",
+        _ => "",
     };
     let abs = match kind {
         Kind::Count => thousands(c.abs().round() as u64),
         Kind::Money => money(c.abs()),
         Kind::Rate => return format!("{sign}{:.1} pp", c.abs() * 100.0),
     };
-    if c == 0.0 {
+    if shown == 0.0 {
         "0".into()
     } else if p != 0.0 {
         format!("{sign}{abs} ({sign}{:.1}%)", (c / p).abs() * 100.0)
@@ -86,6 +90,8 @@ mod tests {
         assert_eq!(change(Kind::Count, Some(0.0), Some(4.0)), "0");
         assert_eq!(change(Kind::Money, Some(-100.0), Some(1000.0)), "-100.00 (-10.0%)");
         assert_eq!(change(Kind::Rate, Some(0.012), Some(0.3)), "+1.2 pp");
+        assert_eq!(change(Kind::Rate, Some(-0.0004), Some(0.3)), "0.0 pp");
+        assert_eq!(change(Kind::Money, Some(0.001), Some(5.0)), "0");
         assert_eq!(change(Kind::Count, None, Some(3.0)), "n/a");
         assert_eq!(span(90.0), "90 days");
         assert_eq!(span(84.0), "12 weeks");

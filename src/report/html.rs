@@ -78,6 +78,7 @@ th,td{padding:5px 8px;border-bottom:1px solid #e3e6ea;text-align:right;white-spa
 th{background:#f0f2f5;font-weight:600}
 th:first-child,td:first-child{text-align:left;white-space:normal}
 td.t,th.t{text-align:left}
+table.trend td:first-child{white-space:nowrap}
 table.migration th{white-space:normal;font-size:12px;vertical-align:bottom}
 .good{color:#1a7f37}.bad{color:#c62828}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
@@ -111,7 +112,9 @@ pub fn render(r: &Report) -> String {
     for h in &r.headline {
         let class = match h.change {
             Some(c) if c != 0.0 => {
-                if (c > 0.0) != rise_is_bad(h.key) {
+                if change(h.kind, h.change, h.previous).starts_with(['0', 'n']) {
+                    ""
+                } else if (c > 0.0) != rise_is_bad(h.key) {
                     " class=\"good\""
                 } else {
                     " class=\"bad\""

@@ -395,7 +395,24 @@ pub fn compute(
         tx.as_of = end;
         let window = tx.day.partition_point(|&d| d <= before);
 
-        let rfm_rows = rfm::compute(&tx, &rfm_opts);
+        // RFM and the models are independent: compute them side by side, the
+        // models refitted on the data up to this period's end.
+        let (rfm_rows, (summary, pat, purchase, spend)) = rayon::join(
+            || rfm::compute(&tx, &rfm_opts),
+            || {
+                let summary = models::summarize(&tx);
+                let pat = models::patterns(&summary, opts.unit);
+                if summary.is_empty() {
+                    return (summary, pat, None, None);
+                }
+                let purchase =
+                    models::fit_best_purchase(&model_names, &pat, opts.penalty, opts.unit, end);
+                let spend = models::fit_spend(&summary, opts.penalty)
+                    .filter(|f| f.converged && f.params[1] > 1.0)
+                    .map(|f| models::describe(ModelName::Gg, &f, opts.unit, end));
+                (summary, pat, purchase, spend)
+            },
+        );
         if rfm_rows.is_empty() {
             if k == 0 {
                 bail!("no customer has a purchase on or before {}", Day(as_of));
@@ -433,13 +450,6 @@ pub fn compute(
             segment[r.customer as usize] = r.segment;
         }
 
-        // The models, refitted on the data up to this period's end.
-        let summary = models::summarize(&tx);
-        let pat = models::patterns(&summary, opts.unit);
-        let purchase = models::fit_best_purchase(&model_names, &pat, opts.penalty, opts.unit, end);
-        let spend = models::fit_spend(&summary, opts.penalty)
-            .filter(|f| f.converged && f.params[1] > 1.0)
-            .map(|f| models::describe(ModelName::Gg, &f, opts.unit, end));
         let mut high = None;
         match (purchase, spend) {
             (Some(p), Some(s)) => {
