@@ -127,16 +127,19 @@ pub fn net_amounts(tx: &Transactions) -> Vec<f64> {
 pub fn total_amount(amounts: &[f64]) -> f64 {
     match decimal_scale(amounts) {
         Some(m) => amounts.iter().map(|&a| (a * m).round() as i64).sum::<i64>() as f64 / m,
-        None => {
-            let (mut sum, mut comp) = (0.0f64, 0.0f64);
-            for &a in amounts {
-                let t = sum + a;
-                comp += if sum.abs() >= a.abs() { (sum - t) + a } else { (a - t) + sum };
-                sum = t;
-            }
-            sum + comp
-        }
+        None => compensated_sum(amounts.iter().copied()),
     }
+}
+
+/// Σ values with Neumaier's compensation, in the given order.
+pub fn compensated_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut comp) = (0.0f64, 0.0f64);
+    for a in values {
+        let t = sum + a;
+        comp += if sum.abs() >= a.abs() { (sum - t) + a } else { (a - t) + sum };
+        sum = t;
+    }
+    sum + comp
 }
 
 /// 10^k for the smallest k in 0..=4 such that every amount is a whole number

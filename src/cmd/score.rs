@@ -158,14 +158,22 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         *slot = Some(m);
     }
     let (mut tx, report) = args.input.load(progress)?;
-    // The RFM segments do not depend on the models: compute them alongside.
-    let (summary, rfm_rows) =
-        rayon::join(|| models::summarize(&tx), || rfm::compute(&tx, &RfmOptions::default()));
+    let (aggregates, summary) = models::histories(&tx);
     // From here on only the ids and the as-of date are needed: free the rows.
     let (ids, as_of) = (std::mem::take(&mut tx.ids), tx.as_of);
     drop(tx);
     crate::release_freed_memory();
-    progress.stage("summary and rfm");
+    progress.stage("summary");
+    // Each customer's RFM segment, and rank in id order (the tie-break).
+    let names = RfmOptions::default().segments.names();
+    let mut segment_of = vec![u16::MAX; ids.len()];
+    let mut rank = vec![u32::MAX; ids.len()];
+    for (k, r) in rfm::score(aggregates, &ids, as_of, &RfmOptions::default()).iter().enumerate() {
+        segment_of[r.customer as usize] = r.segment;
+        rank[r.customer as usize] = k as u32;
+    }
+    crate::release_freed_memory();
+    progress.stage("rfm");
     if summary.is_empty() {
         bail!("no customer has a purchase on or before {}", input::day_string(as_of));
     }
@@ -178,27 +186,33 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let pat = models::patterns(&summary, unit);
     progress.stage("patterns");
     let spinner = progress.spinner("fitting and scoring");
-    let purchase = match purchase_file {
-        Some(m) => m,
-        None => {
-            let names = args.model.candidates();
-            models::fit_best_purchase(names, &pat, args.penalty, unit, as_of).ok_or_else(|| {
-                anyhow::anyhow!("the purchase model did not converge; try --penalty 0.001, another --unit, or `churn fit` to see the fit")
-            })?
+    // The purchase and spend models are independent: fit them side by side.
+    let fit_purchase = || -> Result<FittedModel> {
+        match purchase_file {
+            Some(m) => Ok(m),
+            None => models::fit_best_purchase(args.model.candidates(), &pat, args.penalty, unit, as_of)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("the purchase model did not converge; try --penalty 0.001, another --unit, or `churn fit` to see the fit")
+                }),
         }
     };
-    progress.stage("purchase model");
-    let spend = match spend_file {
-        Some(m) => m,
-        None => match models::fit_spend(&summary, args.penalty) {
-            Some(fit) if fit.converged => models::describe(ModelName::Gg, &fit, unit, as_of),
-            Some(_) => bail!("the Gamma-Gamma spend fit did not converge; try --penalty 0.001"),
-            None => bail!(
-                "the spend model needs customers with repeat purchases: fewer than 3 have one"
-            ),
-        },
+    let fit_spend = || -> Result<FittedModel> {
+        match spend_file {
+            Some(m) => Ok(m),
+            None => match models::fit_spend(&summary, args.penalty) {
+                Some(fit) if fit.converged => {
+                    Ok(models::describe(ModelName::Gg, &fit, unit, as_of))
+                }
+                Some(_) => bail!("the Gamma-Gamma spend fit did not converge; try --penalty 0.001"),
+                None => bail!(
+                    "the spend model needs customers with repeat purchases: fewer than 3 have one"
+                ),
+            },
+        }
     };
-    progress.stage("spend model");
+    let (purchase, spend) = rayon::join(fit_purchase, fit_spend);
+    let (purchase, spend) = (purchase?, spend?);
+    progress.stage("models");
     let pp = purchase.param_vec();
     let sp = spend.param_vec();
     if sp[1] <= 1.0 {
@@ -236,14 +250,6 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         horizon,
     );
     progress.stage("scores");
-    let names = RfmOptions::default().segments.names();
-    // RFM rows come in customer id order: their position is the tie-break rank.
-    let mut segment_of = vec![u16::MAX; ids.len()];
-    let mut rank = vec![u32::MAX; ids.len()];
-    for (k, r) in rfm_rows.iter().enumerate() {
-        segment_of[r.customer as usize] = r.segment;
-        rank[r.customer as usize] = k as u32;
-    }
     spinner.finish_and_clear();
 
     // Rows: filter, sort, cut.
@@ -258,11 +264,14 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     };
     let mut keyed: Vec<(f64, u32, u32)> =
         order.par_iter().map(|&i| (key(i), rank[summary.customer[i] as usize], i as u32)).collect();
-    keyed.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut order: Vec<usize> = keyed.into_iter().map(|k| k.2 as usize).collect();
-    if let Some(n) = args.top {
-        order.truncate(n);
+    let by_key = |a: &(f64, u32, u32), b: &(f64, u32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    // With --top, select the first N (linear time), then sort only those.
+    if let Some(n) = args.top.filter(|&n| n < keyed.len()) {
+        keyed.select_nth_unstable_by(n, by_key);
+        keyed.truncate(n);
     }
+    keyed.par_sort_unstable_by(by_key);
+    let order: Vec<usize> = keyed.into_iter().map(|k| k.2 as usize).collect();
     progress.stage("sort");
     let (high, medium) = args.bands;
     let f = |g: &dyn Fn(usize) -> f64| ColumnData::Float(order.iter().map(|&i| g(i)).collect());

@@ -395,22 +395,22 @@ pub fn compute(
         tx.as_of = end;
         let window = tx.day.partition_point(|&d| d <= before);
 
-        // RFM and the models are independent: compute them side by side, the
-        // models refitted on the data up to this period's end.
-        let (rfm_rows, (summary, pat, purchase, spend)) = rayon::join(
-            || rfm::compute(&tx, &rfm_opts),
+        let (aggregates, summary) = models::histories(&tx);
+        // RFM and the models (refitted on the data up to this period's end)
+        // are independent: compute them side by side.
+        let (rfm_rows, (pat, purchase, spend)) = rayon::join(
+            || rfm::score(aggregates, &tx.ids, end, &rfm_opts),
             || {
-                let summary = models::summarize(&tx);
                 let pat = models::patterns(&summary, opts.unit);
                 if summary.is_empty() {
-                    return (summary, pat, None, None);
+                    return (pat, None, None);
                 }
                 let purchase =
                     models::fit_best_purchase(&model_names, &pat, opts.penalty, opts.unit, end);
                 let spend = models::fit_spend(&summary, opts.penalty)
                     .filter(|f| f.converged && f.params[1] > 1.0)
                     .map(|f| models::describe(ModelName::Gg, &f, opts.unit, end));
-                (summary, pat, purchase, spend)
+                (pat, purchase, spend)
             },
         );
         if rfm_rows.is_empty() {
