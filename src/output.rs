@@ -9,6 +9,7 @@
 //! a partial file and never clobbers a previous good one.
 
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -53,6 +54,15 @@ impl Strings {
 
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
+    }
+
+    fn slice(&self, r: Range<usize>) -> Strings {
+        let base = if r.start == 0 { 0 } else { self.ends[r.start - 1] };
+        let end = if r.end == 0 { 0 } else { self.ends[r.end - 1] };
+        Strings {
+            bytes: self.bytes[base..end].to_string(),
+            ends: self.ends[r].iter().map(|e| e - base).collect(),
+        }
     }
 }
 
@@ -129,6 +139,21 @@ impl ColumnData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    fn slice(&self, r: Range<usize>) -> ColumnData {
+        match self {
+            ColumnData::Str(v) => ColumnData::Str(v.slice(r)),
+            ColumnData::Cat { labels, codes } => {
+                ColumnData::Cat { labels: labels.clone(), codes: codes[r].to_vec() }
+            }
+            ColumnData::Int(v) => ColumnData::Int(v[r].to_vec()),
+            ColumnData::I32(v) => ColumnData::I32(v[r].to_vec()),
+            ColumnData::U8(v) => ColumnData::U8(v[r].to_vec()),
+            ColumnData::Float(v) => ColumnData::Float(v[r].to_vec()),
+            ColumnData::Date(v) => ColumnData::Date(v[r].to_vec()),
+            ColumnData::Bool(v) => ColumnData::Bool(v[r].to_vec()),
+        }
+    }
 }
 
 /// A named, typed table.
@@ -149,6 +174,13 @@ impl Table {
 
     pub fn height(&self) -> usize {
         self.columns.first().map_or(0, |c| c.1.len())
+    }
+
+    /// A copy of the rows in `r`.
+    pub fn slice(&self, r: Range<usize>) -> Table {
+        Table {
+            columns: self.columns.iter().map(|(n, c)| (n.clone(), c.slice(r.clone()))).collect(),
+        }
     }
 }
 
@@ -192,6 +224,22 @@ impl OutputTarget {
 
 /// Writes `table` to the target.
 pub fn write_table(table: &Table, target: &OutputTarget) -> Result<()> {
+    write_blocks(target, table.height(), |r| table.slice(r))
+}
+
+/// Produces the rows in a range as a table (the same columns for every
+/// range, the empty one included).
+pub type Blocks<'a> = dyn Fn(Range<usize>) -> Table + Sync + 'a;
+
+/// Writes a table of `rows` rows that is produced a block at a time. Blocks
+/// are built and formatted in parallel and written in order, so a list of
+/// millions of customers never exists whole in memory, and gathering its
+/// columns from scattered scores is spread over every core.
+pub fn write_blocks(
+    target: &OutputTarget,
+    rows: usize,
+    block: impl Fn(Range<usize>) -> Table + Sync,
+) -> Result<()> {
     let format = target.resolved_format()?;
     match target.file() {
         None => {
@@ -200,11 +248,11 @@ pub fn write_table(table: &Table, target: &OutputTarget) -> Result<()> {
             }
             let stdout = io::stdout();
             let mut w = BufWriter::with_capacity(1 << 16, stdout.lock());
-            write_to(table, format, &mut w).context("writing to stdout")?;
+            write_to(format, rows, &block, &mut w).context("writing to stdout")?;
             w.flush().context("writing to stdout")?;
             Ok(())
         }
-        Some(path) => atomic_write(path, |w| write_to(table, format, w)),
+        Some(path) => atomic_write(path, |w| write_to(format, rows, &block, w)),
     }
 }
 
@@ -249,14 +297,46 @@ pub fn atomic_write(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
     Ok(())
 }
 
-fn write_to(table: &Table, format: OutputFormat, w: &mut dyn Write) -> Result<()> {
-    match format {
-        OutputFormat::Csv => write_delimited(table, b',', w),
-        OutputFormat::Tsv => write_delimited(table, b'\t', w),
-        OutputFormat::Json => write_json(table, w, false),
-        OutputFormat::Ndjson => write_json(table, w, true),
-        OutputFormat::Parquet => write_parquet(table, w),
+fn write_to(format: OutputFormat, rows: usize, block: &Blocks, w: &mut dyn Write) -> Result<()> {
+    if format == OutputFormat::Parquet {
+        return write_parquet(rows, block, w);
     }
+    let head = block(0..0);
+    let names = head.columns.iter().map(|(n, _)| n.as_str());
+    match format {
+        OutputFormat::Csv | OutputFormat::Tsv => {
+            let delim = if format == OutputFormat::Csv { b',' } else { b'\t' };
+            let mut header = Vec::new();
+            for (k, name) in names.enumerate() {
+                if k > 0 {
+                    header.push(delim);
+                }
+                push_field(name, delim, &mut header);
+            }
+            header.push(b'\n');
+            w.write_all(&header)?;
+            write_rows(rows, block, w, |t, i, _, out| push_delimited_row(t, i, delim, out))?;
+        }
+        OutputFormat::Json | OutputFormat::Ndjson => {
+            let keys: Vec<String> =
+                names.map(|n| serde_json::to_string(n).expect("a string serialises")).collect();
+            if format == OutputFormat::Ndjson {
+                write_rows(rows, block, w, |t, i, _, out| {
+                    push_json_row(t, &keys, i, out);
+                    out.push(b'\n');
+                })?;
+            } else {
+                w.write_all(b"[")?;
+                write_rows(rows, block, w, |t, i, row, out| {
+                    out.extend_from_slice(if row == 0 { b"\n" } else { b",\n" });
+                    push_json_row(t, &keys, i, out);
+                })?;
+                w.write_all(if rows == 0 { b"]\n" } else { b"\n]\n" })?;
+            }
+        }
+        OutputFormat::Parquet => unreachable!("handled above"),
+    }
+    Ok(())
 }
 
 /// A float in its shortest round-trip form: `145`, `0.1`, `5.76e-9`,
@@ -267,14 +347,14 @@ pub fn push_float(v: f64, out: &mut Vec<u8>) {
         out.push(b'0');
     } else if v.is_finite() {
         let mut buf = ryu::Buffer::new();
-        let s = buf.format_finite(v);
-        match s.find(".0") {
-            // ryu writes whole numbers as "145.0" and "1.0e16": drop the ".0".
-            Some(i) if s[i + 2..].is_empty() || s[i + 2..].starts_with('e') => {
-                out.extend_from_slice(&s.as_bytes()[..i]);
-                out.extend_from_slice(&s.as_bytes()[i + 2..]);
+        let s = buf.format_finite(v).as_bytes();
+        // ryu writes whole numbers as "145.0" and "1.0e16": drop the ".0".
+        match s.iter().position(|&b| b == b'.') {
+            Some(i) if s.get(i + 1) == Some(&b'0') && matches!(s.get(i + 2), None | Some(b'e')) => {
+                out.extend_from_slice(&s[..i]);
+                out.extend_from_slice(&s[i + 2..]);
             }
-            _ => out.extend_from_slice(s.as_bytes()),
+            _ => out.extend_from_slice(s),
         }
     }
 }
@@ -303,15 +383,9 @@ fn push_date(day: i32, out: &mut Vec<u8>) {
 /// The text of a non-string cell.
 fn push_plain(col: &ColumnData, i: usize, out: &mut Vec<u8>) {
     match col {
-        ColumnData::Int(v) => {
-            let _ = write!(out, "{}", v[i]);
-        }
-        ColumnData::I32(v) => {
-            let _ = write!(out, "{}", v[i]);
-        }
-        ColumnData::U8(v) => {
-            let _ = write!(out, "{}", v[i]);
-        }
+        ColumnData::Int(v) => out.extend_from_slice(itoa::Buffer::new().format(v[i]).as_bytes()),
+        ColumnData::I32(v) => out.extend_from_slice(itoa::Buffer::new().format(v[i]).as_bytes()),
+        ColumnData::U8(v) => out.extend_from_slice(itoa::Buffer::new().format(v[i]).as_bytes()),
         ColumnData::Float(v) => push_float(v[i], out),
         ColumnData::Date(v) => push_date(v[i], out),
         ColumnData::Bool(v) => out.extend_from_slice(if v[i] { b"true" } else { b"false" }),
@@ -383,71 +457,61 @@ fn push_json_row(table: &Table, keys: &[String], i: usize, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-/// Formats rows in parallel, in blocks, and writes the blocks in order.
+/// Builds and formats blocks of rows in parallel and writes them in order.
+/// `row(table, i, row, out)` formats row `i` of a block, which is row `row`
+/// of the whole table.
 fn write_rows(
-    table: &Table,
+    rows: usize,
+    block: &Blocks,
     w: &mut dyn Write,
-    row: impl Fn(usize, &mut Vec<u8>) + Sync,
+    row: impl Fn(&Table, usize, usize, &mut Vec<u8>) + Sync,
 ) -> io::Result<()> {
     use rayon::prelude::*;
     const BLOCK: usize = 16 * 1024;
-    let n = table.height();
-    let starts: Vec<usize> = (0..n).step_by(BLOCK).collect();
-    for window in starts.chunks(rayon::current_num_threads().max(1) * 4) {
-        let blocks: Vec<Vec<u8>> = window
-            .par_iter()
-            .map(|&s| {
-                let mut buf = Vec::with_capacity(BLOCK * 64);
-                for i in s..(s + BLOCK).min(n) {
-                    row(i, &mut buf);
-                }
-                buf
-            })
-            .collect();
-        for b in blocks {
-            w.write_all(&b)?;
+    let starts: Vec<usize> = (0..rows).step_by(BLOCK).collect();
+    let per_window = rayon::current_num_threads().max(1) * 4;
+    // The same buffers serve every window: no fresh pages to fault in.
+    let mut buffers: Vec<Vec<u8>> = vec![Vec::new(); per_window.min(starts.len())];
+    for window in starts.chunks(per_window) {
+        buffers.par_iter_mut().zip(window).for_each(|(buf, &s)| {
+            buf.clear();
+            let t = block(s..(s + BLOCK).min(rows));
+            for i in 0..t.height() {
+                row(&t, i, s + i, buf);
+            }
+        });
+        for b in &buffers[..window.len()] {
+            w.write_all(b)?;
         }
     }
     Ok(())
 }
 
-fn write_delimited(table: &Table, delim: u8, w: &mut dyn Write) -> Result<()> {
-    let mut header = Vec::new();
-    for (k, (name, _)) in table.columns.iter().enumerate() {
-        if k > 0 {
-            header.push(delim);
+/// Parquet in row groups of up to 1M rows, each built from its block.
+fn write_parquet(rows: usize, block: &Blocks, w: &mut dyn Write) -> Result<()> {
+    use polars::prelude::*;
+    const GROUP: usize = 1 << 20;
+    let mut writer = None;
+    let mut start = 0;
+    loop {
+        let end = (start + GROUP).min(rows);
+        let df = dataframe(&block(start..end))?;
+        if writer.is_none() {
+            writer = Some(ParquetWriter::new(&mut *w).batched(df.schema())?);
         }
-        push_field(name, delim, &mut header);
+        if df.height() > 0 || rows == 0 {
+            writer.as_mut().expect("created above").write_batch(&df)?;
+        }
+        start = end;
+        if start >= rows {
+            break;
+        }
     }
-    header.push(b'\n');
-    w.write_all(&header)?;
-    write_rows(table, w, |i, out| push_delimited_row(table, i, delim, out))?;
+    writer.expect("at least one block").finish()?;
     Ok(())
 }
 
-fn write_json(table: &Table, w: &mut dyn Write, lines: bool) -> Result<()> {
-    let keys: Vec<String> = table
-        .columns
-        .iter()
-        .map(|(n, _)| serde_json::to_string(n).expect("a string serialises"))
-        .collect();
-    if lines {
-        write_rows(table, w, |i, out| {
-            push_json_row(table, &keys, i, out);
-            out.push(b'\n');
-        })?;
-    } else {
-        w.write_all(b"[")?;
-        write_rows(table, w, |i, out| {
-            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
-            push_json_row(table, &keys, i, out);
-        })?;
-        w.write_all(if table.height() == 0 { b"]\n" } else { b"\n]\n" })?;
-    }
-    Ok(())
-}
-
-fn write_parquet(table: &Table, w: &mut dyn Write) -> Result<()> {
+fn dataframe(table: &Table) -> Result<polars::prelude::DataFrame> {
     use polars::prelude::*;
     let mut cols: Vec<Column> = Vec::with_capacity(table.columns.len());
     for (name, data) in &table.columns {
@@ -471,11 +535,7 @@ fn write_parquet(table: &Table, w: &mut dyn Write) -> Result<()> {
         };
         cols.push(s.into());
     }
-    let mut df = DataFrame::new(table.height(), cols)?;
-    let mut bytes = Vec::new();
-    ParquetWriter::new(&mut bytes).finish(&mut df)?;
-    w.write_all(&bytes)?;
-    Ok(())
+    Ok(DataFrame::new(table.height(), cols)?)
 }
 
 #[cfg(test)]
@@ -498,8 +558,35 @@ mod tests {
 
     fn render(f: OutputFormat) -> String {
         let mut out = Vec::new();
-        write_to(&sample(), f, &mut out).unwrap();
+        let t = sample();
+        write_to(f, t.height(), &|r| t.slice(r), &mut out).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn rows_across_many_blocks_stay_in_order() {
+        let n = 40_000; // more than two blocks of 16k rows
+        let mut t = Table::new();
+        t.push("id", ColumnData::Str((0..n).map(|i| format!("c{i}")).collect()));
+        t.push("x", ColumnData::Float((0..n).map(|i| i as f64 / 4.0).collect()));
+        let mut csv = Vec::new();
+        write_to(OutputFormat::Csv, n, &|r| t.slice(r), &mut csv).unwrap();
+        let want: String = std::iter::once("id,x\n".to_string())
+            .chain((0..n).map(|i| {
+                let mut x = Vec::new();
+                push_float(i as f64 / 4.0, &mut x);
+                format!("c{i},{}\n", String::from_utf8(x).unwrap())
+            }))
+            .collect();
+        assert_eq!(String::from_utf8(csv).unwrap(), want);
+        let mut json = Vec::new();
+        write_to(OutputFormat::Json, n, &|r| t.slice(r), &mut json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), n);
+        assert_eq!(v[n - 1]["id"], format!("c{}", n - 1));
+        let mut empty = Vec::new();
+        write_to(OutputFormat::Json, 0, &|r| t.slice(r), &mut empty).unwrap();
+        assert_eq!(empty, b"[]\n");
     }
 
     #[test]
