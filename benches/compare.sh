@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Times `churn rfm` and `churn cohorts` against DuckDB and polars (Python)
-# computing the same tables on a generated export, after checking that they
-# agree, and `churn score` end to end against lifetimes (benches/models.py).
+# Times `churn rfm` and `churn cohorts` against DuckDB, polars (Python) and
+# pandas computing the same tables on a generated export, after checking that
+# they agree, and `churn score` end to end against lifetimes
+# (benches/models.py); each on the CSV and on the same data as Parquet.
 #
 #   benches/compare.sh                 # 10M rows, 5 runs each
 #   benches/compare.sh --size 100M     # the big run
@@ -28,14 +29,22 @@ data="benches/data/tx_$size.csv"
 if [ ! -f "$data" ]; then
     "$CARGO_TARGET_DIR/release/examples/generate" --rows "$size" -o "$data"
 fi
+parquet="benches/data/tx_$size.parquet"
+if [ ! -f "$parquet" ]; then
+    "$CARGO_TARGET_DIR/release/examples/generate" --rows "$size" -o "$parquet"
+fi
 if [ ! -x benches/.venv/bin/python ]; then
     python3 -m venv benches/.venv
 fi
-benches/.venv/bin/pip install --quiet --disable-pip-version-check duckdb polars pandas lifetimes
-for task in rfm cohorts; do
-    benches/.venv/bin/python benches/run.py --task "$task" --data "$data" \
-        --churn "$CARGO_TARGET_DIR/release/churn" --python benches/.venv/bin/python \
-        --runs "$runs" --name "$task-$size" --update BENCHMARKS.md
+benches/.venv/bin/pip install --quiet --disable-pip-version-check duckdb polars pandas pyarrow lifetimes
+for input in "$data" "$parquet"; do
+    suffix=""
+    case "$input" in *.parquet) suffix="-parquet" ;; esac
+    for task in rfm cohorts; do
+        benches/.venv/bin/python benches/run.py --task "$task" --data "$input" \
+            --churn "$CARGO_TARGET_DIR/release/churn" --python benches/.venv/bin/python \
+            --runs "$runs" --name "$task-$size$suffix" --update BENCHMARKS.md
+    done
+    benches/.venv/bin/python benches/models.py --data "$input" --churn "$CARGO_TARGET_DIR/release/churn" \
+        --python benches/.venv/bin/python --name "models-$size$suffix" --update BENCHMARKS.md
 done
-benches/.venv/bin/python benches/models.py --data "$data" --churn "$CARGO_TARGET_DIR/release/churn" \
-    --python benches/.venv/bin/python --name "models-$size" --update BENCHMARKS.md

@@ -2,7 +2,7 @@
 expected purchases, expected spend and CLV over 90 days), done with Python's
 lifetimes, for the end-to-end comparison in BENCHMARKS.md.
 
-Usage: models_lifetimes.py INPUT.csv OUT.json
+Usage: models_lifetimes.py INPUT.csv|INPUT.parquet OUT.json
 Same definitions as churn: blank customers and returns dropped, one purchase
 per customer-day, T to the end of the as-of day, weeks of 7 days.
 """
@@ -16,8 +16,13 @@ from lifetimes.utils import summary_data_from_transaction_data
 
 src, out = sys.argv[1], sys.argv[2]
 t0 = time.time()
-df = pd.read_csv(src, dtype={"customer_id": str, "order_id": str})
-df = df[df["customer_id"].notna() & (df["customer_id"].str.strip() != "")]
+if src.endswith(".parquet"):
+    df = pd.read_parquet(src, columns=["order_id", "customer_id", "order_date", "amount"])
+    df = df[df["customer_id"].notna()]
+    df["customer_id"] = df["customer_id"].astype("int64").astype(str)
+else:
+    df = pd.read_csv(src, dtype={"customer_id": str, "order_id": str})
+    df = df[df["customer_id"].notna() & (df["customer_id"].str.strip() != "")]
 df["order_date"] = pd.to_datetime(df["order_date"]).dt.normalize()
 as_of = df["order_date"].max()
 df = df[df["amount"] > 0]

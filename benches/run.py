@@ -116,6 +116,7 @@ def main():
         "churn": lambda o: [args.churn] + churn_args + [args.data, "--quiet", "-o", o],
         "duckdb": lambda o: [args.python, os.path.join(here, f"{task}_duckdb.py"), args.data, o],
         "polars (Python)": lambda o: [args.python, os.path.join(here, f"{task}_polars.py"), args.data, o],
+        "pandas": lambda o: [args.python, os.path.join(here, f"{task}_pandas.py"), args.data, o],
     }
     outputs = {t: os.path.join(out, f"{task}-{t.split()[0]}.csv") for t in tools}
     check = agree if task == "rfm" else agree_cohorts
