@@ -1411,3 +1411,27 @@ fn config_file_maps_columns_and_sets_report_defaults() {
         .code(2)
         .stderr(predicate::str::contains("cannot read config file /nonexistent/churn.toml"));
 }
+
+#[test]
+fn report_without_a_model_still_reports_the_rest() {
+    // Five customers are too few for the models: the report says so and keeps
+    // the figures that need no model.
+    let out =
+        churn().args(["report", data("hand.csv").to_str().unwrap(), "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("warning: the report has no risk figures"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["model"].is_null());
+    assert!(v["model_error"].as_str().unwrap().contains("did not converge"));
+    assert_eq!(v["top_at_risk"].as_array().unwrap().len(), 0);
+    let now = &v["trend"].as_array().unwrap().last().unwrap().clone();
+    assert!(now["value_at_risk"].is_null());
+    // As of 2024-04-05 the week is 03-30..04-05: B made its only purchase on
+    // 03-31 and D its first on 04-05 (its earlier row is a zero amount).
+    assert_eq!(now["active_customers"], 2);
+    assert_eq!(now["new_customers"], 2);
+    assert_eq!(now["revenue"], 1009.0);
+    let md = stdout_of(&["report", data("hand.csv").to_str().unwrap(), "-q"]);
+    assert!(md.contains("## Customers by value at risk\n\nNot available: the purchase model"));
+}

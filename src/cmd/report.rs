@@ -233,6 +233,9 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let report =
         report::compute(tx, load.rows, first_day, title, &opts, |k| bar.set_position(k as u64))?;
     bar.finish_and_clear();
+    if let Some(err) = &report.model_error {
+        progress.warn(&format!("the report has no risk figures: {err}"));
+    }
     progress.stage("periods");
     let bytes = match format {
         ReportFormat::Html => report::html::render(&report).into_bytes(),

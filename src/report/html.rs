@@ -37,7 +37,6 @@ fn capital(s: &str) -> String {
 /// The sentence under the title: which period, compared with what, from what data.
 pub fn summary_line(r: &Report) -> String {
     let cur = r.current();
-    let m = &r.model;
     let mut s = format!(
         "{} ending {} ({} to {})",
         capital(r.period),
@@ -50,15 +49,24 @@ pub fn summary_line(r: &Report) -> String {
         None => s += &format!("; no earlier {} in the data to compare with", r.period),
     }
     s += &format!(
-        ". {} rows read; {} customers to date. Risk model: {} with Gamma-Gamma spend, fitted in {}s; horizon {}, {}% annual discount; high risk means churn risk ≥ {:.2}.",
+        ". {} rows read; {} customers to date. ",
         thousands(r.rows),
-        thousands(cur.customers),
-        m.purchase.model.title(),
-        m.purchase.unit.name(),
-        span(m.horizon_days),
-        m.discount_rate * 100.0,
-        m.high_risk
+        thousands(cur.customers)
     );
+    match (&r.model, &r.model_error) {
+        (Some(m), _) => s += &format!(
+            "Risk model: {} with Gamma-Gamma spend, fitted in {}s; horizon {}, {}% annual discount; high risk means churn risk ≥ {:.2}.",
+            m.purchase.model.title(),
+            m.purchase.unit.name(),
+            span(m.horizon_days),
+            m.discount_rate * 100.0,
+            m.high_risk
+        ),
+        (None, err) => s += &format!(
+            "No risk figures: {}.",
+            err.as_deref().unwrap_or("the models could not be fitted")
+        ),
+    }
     s
 }
 
@@ -211,31 +219,39 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(s, "</table></div>");
 
     // The retention campaign list.
-    let _ = writeln!(
-        s,
-        "<h2>Top {} customers by value at risk</h2>\n<div class=\"scroll\"><table class=\"top\">",
-        r.top_at_risk.len()
-    );
-    let _ = writeln!(
-        s,
-        "<tr><th>#</th><th class=\"t\">Customer</th><th class=\"t\">Segment</th><th>Last purchase</th><th>Purchases</th><th>Spent</th><th>P(alive)</th><th>CLV</th><th>Value at risk</th></tr>"
-    );
-    for (i, c) in r.top_at_risk.iter().enumerate() {
+    if let Some(err) = &r.model_error {
         let _ = writeln!(
             s,
-            "<tr><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><b>{}</b></td></tr>",
-            i + 1,
-            escape(&c.customer_id),
-            escape(&c.segment),
-            Day(c.last_purchase),
-            c.purchases,
-            money(c.monetary),
-            prob(c.p_alive),
-            money(c.clv),
-            money(c.value_at_risk)
+            "<h2>Customers by value at risk</h2>\n<p class=\"sub\">Not available: {}.</p>",
+            escape(err)
         );
+    } else {
+        let _ = writeln!(
+            s,
+            "<h2>Top {} customers by value at risk</h2>\n<div class=\"scroll\"><table class=\"top\">",
+            r.top_at_risk.len()
+        );
+        let _ = writeln!(
+            s,
+            "<tr><th>#</th><th class=\"t\">Customer</th><th class=\"t\">Segment</th><th>Last purchase</th><th>Purchases</th><th>Spent</th><th>P(alive)</th><th>CLV</th><th>Value at risk</th></tr>"
+        );
+        for (i, c) in r.top_at_risk.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><b>{}</b></td></tr>",
+                i + 1,
+                escape(&c.customer_id),
+                escape(&c.segment),
+                Day(c.last_purchase),
+                c.purchases,
+                money(c.monetary),
+                prob(c.p_alive),
+                money(c.clv),
+                money(c.value_at_risk)
+            );
+        }
+        let _ = writeln!(s, "</table></div>");
     }
-    let _ = writeln!(s, "</table></div>");
 
     // Segments and migration.
     let _ = writeln!(s, "<h2>Segments</h2>\n<div class=\"scroll\"><table class=\"segments\">");

@@ -60,26 +60,30 @@ pub fn render(r: &Report) -> String {
         );
     }
 
-    let _ = writeln!(s, "\n## Top {} customers by value at risk\n", r.top_at_risk.len());
-    let _ = writeln!(
-        s,
-        "| # | Customer | Segment | Last purchase | Purchases | Spent | P(alive) | CLV | Value at risk |"
-    );
-    let _ = writeln!(s, "|---:|---|---|---|---:|---:|---:|---:|---:|");
-    for (i, c) in r.top_at_risk.iter().enumerate() {
+    if let Some(err) = &r.model_error {
+        let _ = writeln!(s, "\n## Customers by value at risk\n\nNot available: {err}.");
+    } else {
+        let _ = writeln!(s, "\n## Top {} customers by value at risk\n", r.top_at_risk.len());
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            i + 1,
-            cell(&c.customer_id),
-            cell(&c.segment),
-            Day(c.last_purchase),
-            c.purchases,
-            money(c.monetary),
-            prob(c.p_alive),
-            money(c.clv),
-            money(c.value_at_risk)
+            "| # | Customer | Segment | Last purchase | Purchases | Spent | P(alive) | CLV | Value at risk |"
         );
+        let _ = writeln!(s, "|---:|---|---|---|---:|---:|---:|---:|---:|");
+        for (i, c) in r.top_at_risk.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                i + 1,
+                cell(&c.customer_id),
+                cell(&c.segment),
+                Day(c.last_purchase),
+                c.purchases,
+                money(c.monetary),
+                prob(c.p_alive),
+                money(c.clv),
+                money(c.value_at_risk)
+            );
+        }
     }
 
     let _ = writeln!(s, "\n## Segments\n");

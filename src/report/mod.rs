@@ -199,7 +199,11 @@ pub struct Report {
     /// Oldest first; the last is the current period.
     pub trend: Vec<PeriodFigures>,
     pub headline: Vec<Headline>,
-    pub model: ModelInfo,
+    /// None when the models could not be fitted on the data up to the
+    /// as-of date (too few customers or repeat buyers); `model_error` says why
+    /// and the risk figures are left out.
+    pub model: Option<ModelInfo>,
+    pub model_error: Option<String>,
     pub segments: Vec<SegmentCount>,
     pub migration: Vec<Migration>,
     pub top_at_risk: Vec<AtRisk>,
@@ -378,6 +382,7 @@ pub fn compute(
     let mut trend: Vec<PeriodFigures> = Vec::new();
     let mut later: Option<State> = None;
     let mut model = None;
+    let mut model_error = None;
     let mut model_names = opts.models.clone();
     let mut segments = Vec::new();
     let mut migration = Vec::new();
@@ -402,7 +407,8 @@ pub fn compute(
             || rfm::score(aggregates, &tx.ids, end, &rfm_opts),
             || {
                 let pat = models::patterns(&summary, opts.unit);
-                if summary.is_empty() {
+                // Without a model now, earlier periods are not fitted either.
+                if summary.is_empty() || model_error.is_some() {
                     return (pat, None, None);
                 }
                 let purchase =
@@ -489,14 +495,18 @@ pub fn compute(
                     });
                 }
             }
-            (None, _) if k == 0 => bail!(
-                "the purchase model did not converge on the data up to {}; try --penalty 0.001, another --unit, or `churn fit` to see the fit",
-                Day(end)
-            ),
-            (_, None) if k == 0 => bail!(
-                "the Gamma-Gamma spend model could not be fitted on the data up to {} (too few repeat buyers, or q <= 1); try --penalty 0.001",
-                Day(end)
-            ),
+            (None, _) if k == 0 => {
+                model_error = Some(format!(
+                    "the purchase model did not converge on the data up to {}; try --penalty 0.001, another --unit, or `churn fit` to see the fit",
+                    Day(end)
+                ))
+            }
+            (_, None) if k == 0 => {
+                model_error = Some(format!(
+                    "the Gamma-Gamma spend model could not be fitted on the data up to {} (too few repeat buyers, or q <= 1); try --penalty 0.001",
+                    Day(end)
+                ))
+            }
             _ => {}
         }
         let state = State { segment, high };
@@ -546,7 +556,8 @@ pub fn compute(
         rows,
         trend,
         headline,
-        model: model.expect("the current period has a model"),
+        model,
+        model_error,
         segments,
         migration,
         top_at_risk: top,
