@@ -354,6 +354,16 @@ pub fn score(
     let mut codes: Vec<u32> =
         (0..ids.len() as u32).filter(|&c| agg.purchases[c as usize] > 0).collect();
     sort_by_id(&mut codes, ids);
+    score_codes(agg, &codes, as_of, opts)
+}
+
+/// The RFM rows of the customers `codes` (those with a purchase), in that order.
+pub fn score_codes(
+    agg: Aggregates,
+    codes: &[u32],
+    as_of: i32,
+    opts: &RfmOptions,
+) -> Vec<CustomerRfm> {
     let mut rows: Vec<CustomerRfm> = codes
         .par_iter()
         .map(|&c| {
@@ -375,7 +385,7 @@ pub fn score(
             }
         })
         .collect();
-    drop((agg, codes));
+    drop(agg);
 
     let (rq, (fq, mq)) = rayon::join(
         || quantiles_of_ints(&rows, |r| r.recency_days as i64, opts.bins),

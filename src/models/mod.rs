@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::input::Transactions;
-use crate::rfm::{count_distinct, group_by_customer, Aggregates};
+use crate::rfm::{count_distinct, group_by_customer, Aggregates, Grouped};
 pub use purchase::{History, Kind};
 use special::{digamma, ln_gamma};
 
@@ -94,6 +94,14 @@ pub fn summarize(tx: &Transactions) -> Summary {
 /// rather than copies of the values keeps the peak memory of scoring 100M
 /// rows within a few GB, and one pass serves both analyses.
 pub fn histories(tx: &Transactions) -> (Aggregates, Summary) {
+    histories_of(tx, &group_by_customer(tx, |r| Some(r as u32)))
+}
+
+/// [`histories`] from a grouping of row numbers made earlier, possibly of
+/// more rows: rows numbered from `tx.len()` on are ignored. When the rows are
+/// in day order, one grouping thus serves every earlier as-of date, whose
+/// rows are a prefix of them.
+pub fn histories_of(tx: &Transactions, groups: &Grouped<u32>) -> (Aggregates, Summary) {
     use std::cell::RefCell;
     /// A customer's purchases as (day, amount), and their order keys.
     type Scratch = (Vec<(i32, f64)>, Vec<u64>);
@@ -101,7 +109,6 @@ pub fn histories(tx: &Transactions) -> (Aggregates, Summary) {
         static SCRATCH: RefCell<Scratch> = const { RefCell::new((Vec::new(), Vec::new())) };
     }
     let n = tx.ids.len();
-    let groups = group_by_customer(tx, |r| Some(r as u32));
     // Decimal money is summed exactly, as in `churn rfm`.
     let scale = crate::rfm::decimal_scale(&tx.amount);
     let mut agg = Aggregates {
@@ -126,6 +133,7 @@ pub fn histories(tx: &Transactions) -> (Aggregates, Summary) {
         .enumerate()
         .for_each(|(c, (first, last, purchases, net, x, t_x, m))| {
             let rows = groups.get(c);
+            let rows = &rows[..rows.partition_point(|&r| (r as usize) < tx.len())];
             *net = match scale {
                 Some(s) => {
                     rows.iter().map(|&r| (tx.amount[r as usize] * s).round() as i64).sum::<i64>()
@@ -183,7 +191,6 @@ pub fn histories(tx: &Transactions) -> (Aggregates, Summary) {
                 *m = if days == 0 { 0.0 } else { repeat_total / days as f64 };
             });
         });
-    drop(groups);
     let customer: Vec<u32> =
         (0..n as u32).filter(|&c| agg.first_purchase[c as usize] != i32::MAX).collect();
     let x = customer.iter().map(|&c| x[c as usize]).collect();
@@ -872,6 +879,28 @@ mod tests {
             .collect();
         check_histories(&rows, true).unwrap();
         check_histories(&rows, false).unwrap();
+        // One grouping of rows in day order serves any prefix of them.
+        let mut tx = transactions(&rows, true);
+        crate::report::sort_by_day(&mut tx);
+        let groups = group_by_customer(&tx, |r| Some(r as u32));
+        for end in [399, 250, 3] {
+            let len = tx.day.partition_point(|&d| d <= end);
+            tx.customer.truncate(len);
+            tx.day.truncate(len);
+            tx.amount.truncate(len);
+            tx.order.as_mut().unwrap().truncate(len);
+            tx.as_of = end;
+            let (a, s) = histories_of(&tx, &groups);
+            let (b, t) = histories(&tx);
+            assert_eq!(
+                (a.first_purchase, a.last_purchase, a.purchases, a.net),
+                (b.first_purchase, b.last_purchase, b.purchases, b.net)
+            );
+            assert_eq!(
+                (s.customer, s.x, s.t_x_days, s.t_days, s.monetary_avg),
+                (t.customer, t.x, t.t_x_days, t.t_days, t.monetary_avg)
+            );
+        }
     }
 
     proptest! {

@@ -368,6 +368,9 @@ pub fn compute(
         .collect();
 
     sort_by_day(&mut tx);
+    // Each customer's rows, in day order: the rows up to an earlier date are
+    // a prefix of every group, so this one grouping serves every period.
+    let groups = rfm::group_by_customer(&tx, |r| Some(r as u32));
     let rfm_opts = RfmOptions::default();
     let names = rfm_opts.segments.names();
     let index_of = |set: &[&str]| -> Vec<u16> {
@@ -400,11 +403,21 @@ pub fn compute(
         tx.as_of = end;
         let window = tx.day.partition_point(|&d| d <= before);
 
-        let (aggregates, summary) = models::histories(&tx);
+        let (aggregates, summary) = models::histories_of(&tx, &groups);
         // RFM and the models (refitted on the data up to this period's end)
         // are independent: compute them side by side.
         let (rfm_rows, (pat, purchase, spend)) = rayon::join(
-            || rfm::score(aggregates, &tx.ids, end, &rfm_opts),
+            || {
+                if k == 0 {
+                    // In customer id order: the tie-break of the top list.
+                    rfm::score(aggregates, &tx.ids, end, &rfm_opts)
+                } else {
+                    let codes: Vec<u32> = (0..tx.ids.len() as u32)
+                        .filter(|&c| aggregates.purchases[c as usize] > 0)
+                        .collect();
+                    rfm::score_codes(aggregates, &codes, end, &rfm_opts)
+                }
+            },
             || {
                 let pat = models::patterns(&summary, opts.unit);
                 // Without a model now, earlier periods are not fitted either.
