@@ -45,7 +45,8 @@ fn percent(v: f64) -> String {
     }
 }
 
-fn escape(s: &str) -> String {
+/// Text for XML and HTML (element text or a double-quoted attribute).
+pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

@@ -153,11 +153,7 @@ fn parse_as_of(s: &str) -> Result<i32, String> {
 impl InputArgs {
     /// Fills the options not given as flags from the config file's [input].
     pub fn apply_config(&mut self, c: &crate::config::InputConfig) -> Result<()> {
-        fn fill<T: Clone>(flag: &mut Option<T>, value: &Option<T>) {
-            if flag.is_none() {
-                flag.clone_from(value);
-            }
-        }
+        use crate::config::fill;
         // An amount column from the file does not apply when quantity and price are flags.
         if self.quantity.is_none() {
             fill(&mut self.amount, &c.amount);

@@ -59,6 +59,13 @@ pub struct ReportConfig {
     pub fail_on_empty: Option<bool>,
 }
 
+/// Sets an option that was not given as a flag to the config file's value.
+pub fn fill<T: Clone>(flag: &mut Option<T>, value: &Option<T>) {
+    if flag.is_none() {
+        flag.clone_from(value);
+    }
+}
+
 /// The config to use: `explicit` (which must exist), else ./churn.toml if
 /// there is one, else none.
 pub fn discover(explicit: Option<&Path>) -> Result<Option<(PathBuf, Config)>> {

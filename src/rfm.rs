@@ -487,13 +487,7 @@ impl SegmentLookup {
 /// Sorts customer codes by their ids: numerically when every id is a plain
 /// non-negative integer (so 9 comes before 10), otherwise byte-wise.
 pub fn sort_by_id(codes: &mut [u32], ids: &CustomerIds) {
-    let numeric = codes.par_iter().all(|&c| {
-        let b = ids.get_bytes(c);
-        !b.is_empty()
-            && b.len() <= 19
-            && b.iter().all(u8::is_ascii_digit)
-            && (b.len() == 1 || b[0] != b'0')
-    });
+    let numeric = ids_are_numeric(codes, ids);
     // Sort (key, code) pairs: the key orders most pairs without touching the ids.
     let mut keyed: Vec<(u64, u32)> = codes
         .par_iter()
@@ -524,6 +518,29 @@ pub fn sort_by_id(codes: &mut [u32], ids: &CustomerIds) {
     }
 }
 
+/// True when every id of `codes` is a plain non-negative integer (no sign,
+/// no leading zero, at most 19 digits): such ids sort as numbers.
+pub fn ids_are_numeric(codes: &[u32], ids: &CustomerIds) -> bool {
+    codes.par_iter().all(|&c| {
+        let b = ids.get_bytes(c);
+        !b.is_empty()
+            && b.len() <= 19
+            && b.iter().all(u8::is_ascii_digit)
+            && (b.len() == 1 || b[0] != b'0')
+    })
+}
+
+/// The order of [`sort_by_id`] for two codes, given [`ids_are_numeric`] of
+/// the whole set: for plain integers, the shorter is the smaller.
+pub fn compare_ids(ids: &CustomerIds, numeric: bool, a: u32, b: u32) -> std::cmp::Ordering {
+    let (x, y) = (ids.get_bytes(a), ids.get_bytes(b));
+    if numeric {
+        x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+    } else {
+        x.cmp(y)
+    }
+}
+
 /// `543` for N ≤ 9, `10-3-5` beyond.
 pub fn rfm_score(r: u32, f: u32, m: u32, bins: u32) -> String {
     let mut s = String::with_capacity(3);
@@ -547,6 +564,26 @@ pub fn push_rfm_score(out: &mut String, r: u32, f: u32, m: u32, bins: u32) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// Comparing two ids gives the order of sorting them all.
+        #[test]
+        fn id_comparison_is_the_sort_order(
+            raw in proptest::collection::vec(prop_oneof!["[1-9][0-9]{0,6}", "0", "[0-9a-c]{1,4}"], 1..40),
+        ) {
+            let mut ids = CustomerIds::default();
+            let mut seen = std::collections::HashSet::new();
+            for r in raw.iter().filter(|r| seen.insert(r.to_string())) {
+                ids.push(r.as_bytes());
+            }
+            let mut sorted: Vec<u32> = (0..ids.len() as u32).collect();
+            sort_by_id(&mut sorted, &ids);
+            let numeric = ids_are_numeric(&sorted, &ids);
+            let mut compared: Vec<u32> = (0..ids.len() as u32).collect();
+            compared.sort_by(|&a, &b| compare_ids(&ids, numeric, a, b));
+            prop_assert_eq!(sorted, compared);
+        }
+    }
 
     #[test]
     fn quantiles_match_numpy() {

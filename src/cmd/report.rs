@@ -113,11 +113,7 @@ pub struct Args {
 impl Args {
     /// Fills the options not given as flags from the config file's [report].
     pub fn apply_config(&mut self, c: &ReportConfig) -> Result<()> {
-        fn fill<T: Clone>(flag: &mut Option<T>, value: &Option<T>) {
-            if flag.is_none() {
-                flag.clone_from(value);
-            }
-        }
+        use crate::config::fill;
         fill(&mut self.output, &c.output);
         fill(&mut self.title, &c.title);
         fill(&mut self.period, &c.period);

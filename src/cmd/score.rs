@@ -164,13 +164,12 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     drop(tx);
     crate::release_freed_memory();
     progress.stage("summary");
-    // Each customer's RFM segment, and rank in id order (the tie-break).
+    // Each customer's RFM segment (the rows need no id order here: ties in
+    // the list are broken by comparing the two ids).
     let names = RfmOptions::default().segments.names();
     let mut segment_of = vec![u16::MAX; ids.len()];
-    let mut rank = vec![u32::MAX; ids.len()];
-    for (k, r) in rfm::score(aggregates, &ids, as_of, &RfmOptions::default()).iter().enumerate() {
+    for r in rfm::score_codes(aggregates, &summary.customer, as_of, &RfmOptions::default()) {
         segment_of[r.customer as usize] = r.segment;
-        rank[r.customer as usize] = k as u32;
     }
     crate::release_freed_memory();
     progress.stage("rfm");
@@ -262,9 +261,12 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         SortBy::ChurnRisk => risk(i),
         SortBy::Clv => scores[i].clv,
     };
+    let numeric = rfm::ids_are_numeric(&summary.customer, &ids);
     let mut keyed: Vec<(f64, u32, u32)> =
-        order.par_iter().map(|&i| (key(i), rank[summary.customer[i] as usize], i as u32)).collect();
-    let by_key = |a: &(f64, u32, u32), b: &(f64, u32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        order.par_iter().map(|&i| (key(i), summary.customer[i], i as u32)).collect();
+    let by_key = |a: &(f64, u32, u32), b: &(f64, u32, u32)| {
+        b.0.total_cmp(&a.0).then_with(|| rfm::compare_ids(&ids, numeric, a.1, b.1))
+    };
     // With --top, select the first N (linear time), then sort only those.
     if let Some(n) = args.top.filter(|&n| n < keyed.len()) {
         keyed.select_nth_unstable_by(n, by_key);

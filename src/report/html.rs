@@ -25,11 +25,10 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ("Value at risk", "Σ churn risk × the customer's CLV if still active, over the horizon, discounted: what the business loses if the at-risk customers are really gone."),
 ];
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+use crate::chart::escape;
 
-fn capital(s: &str) -> String {
+/// "week" as "Week".
+pub fn capital(s: &str) -> String {
     let mut c = s.chars();
     c.next().map_or(String::new(), |f| f.to_uppercase().collect::<String>() + c.as_str())
 }

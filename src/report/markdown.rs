@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::format::{self, change, money, prob, value};
+use super::html::capital;
 use super::{Kind, Report};
 use crate::dates::Day;
 use crate::input::thousands;
@@ -11,11 +12,6 @@ use crate::input::thousands;
 /// Escapes text for a Markdown table cell.
 fn cell(s: &str) -> String {
     s.replace('\\', "\\\\").replace('|', "\\|").replace('\n', " ")
-}
-
-fn capital(s: &str) -> String {
-    let mut c = s.chars();
-    c.next().map_or(String::new(), |f| f.to_uppercase().collect::<String>() + c.as_str())
 }
 
 pub fn render(r: &Report) -> String {
