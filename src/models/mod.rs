@@ -102,12 +102,6 @@ pub fn histories(tx: &Transactions) -> (Aggregates, Summary) {
 /// in day order, one grouping thus serves every earlier as-of date, whose
 /// rows are a prefix of them.
 pub fn histories_of(tx: &Transactions, groups: &Grouped<u32>) -> (Aggregates, Summary) {
-    use std::cell::RefCell;
-    /// A customer's purchases as (day, amount), and their order keys.
-    type Scratch = (Vec<(i32, f64)>, Vec<u64>);
-    thread_local! {
-        static SCRATCH: RefCell<Scratch> = const { RefCell::new((Vec::new(), Vec::new())) };
-    }
     let n = tx.ids.len();
     // Decimal money is summed exactly, as in `churn rfm`.
     let scale = crate::rfm::decimal_scale(&tx.amount);
@@ -131,66 +125,73 @@ pub fn histories_of(tx: &Transactions, groups: &Grouped<u32>) -> (Aggregates, Su
     )
         .into_par_iter()
         .enumerate()
-        .for_each(|(c, (first, last, purchases, net, x, t_x, m))| {
-            let rows = groups.get(c);
-            let rows = &rows[..rows.partition_point(|&r| (r as usize) < tx.len())];
-            *net = match scale {
-                Some(s) => {
-                    rows.iter().map(|&r| (tx.amount[r as usize] * s).round() as i64).sum::<i64>()
-                        as f64
-                        / s
-                }
-                None => crate::rfm::compensated_sum(rows.iter().map(|&r| tx.amount[r as usize])),
-            };
-            SCRATCH.with_borrow_mut(|(buys, orders)| {
-                buys.clear();
-                orders.clear();
-                for &r in rows {
-                    let r = r as usize;
-                    if tx.amount[r] > 0.0 {
-                        buys.push((tx.day[r], tx.amount[r]));
-                        if let Some(o) = &tx.order {
-                            orders.push(o[r]);
-                        }
+        // Scratch space for a customer's purchases as (day, amount), and their order keys.
+        .for_each_init(
+            || (Vec::<(i32, f64)>::new(), Vec::<u64>::new()),
+            |(buys, orders), (c, (first, last, purchases, net, x, t_x, m))| {
+                let rows = groups.get(c);
+                let rows = &rows[..rows.partition_point(|&r| (r as usize) < tx.len())];
+                *net = match scale {
+                    Some(s) => {
+                        rows.iter()
+                            .map(|&r| (tx.amount[r as usize] * s).round() as i64)
+                            .sum::<i64>() as f64
+                            / s
                     }
-                }
-                if buys.is_empty() {
-                    return;
-                }
-                *purchases = match tx.order {
-                    Some(_) => count_distinct(orders),
-                    None => buys.len() as u32,
+                    None => {
+                        crate::rfm::compensated_sum(rows.iter().map(|&r| tx.amount[r as usize]))
+                    }
                 };
-                // Exports are usually in date order: then there is nothing to sort.
-                if !buys.is_sorted_by_key(|b| b.0) {
-                    buys.sort_by_key(|b| b.0);
-                }
-                // Purchase days: the first day, then each later day with its amounts summed.
-                let day0 = buys[0].0;
-                let (mut days, mut prev, mut repeat_total, mut repeat_units) =
-                    (0u32, day0, 0.0, 0i64);
-                for &(d, a) in buys.iter() {
-                    if d != day0 {
-                        match scale {
-                            Some(s) => repeat_units += (a * s).round() as i64,
-                            None => repeat_total += a,
-                        }
-                        if d != prev {
-                            days += 1;
+                {
+                    buys.clear();
+                    orders.clear();
+                    for &r in rows {
+                        let r = r as usize;
+                        if tx.amount[r] > 0.0 {
+                            buys.push((tx.day[r], tx.amount[r]));
+                            if let Some(o) = &tx.order {
+                                orders.push(o[r]);
+                            }
                         }
                     }
-                    prev = d;
+                    if buys.is_empty() {
+                        return;
+                    }
+                    *purchases = match tx.order {
+                        Some(_) => count_distinct(orders),
+                        None => buys.len() as u32,
+                    };
+                    // Exports are usually in date order: then there is nothing to sort.
+                    if !buys.is_sorted_by_key(|b| b.0) {
+                        buys.sort_by_key(|b| b.0);
+                    }
+                    // Purchase days: the first day, then each later day with its amounts summed.
+                    let day0 = buys[0].0;
+                    let (mut days, mut prev, mut repeat_total, mut repeat_units) =
+                        (0u32, day0, 0.0, 0i64);
+                    for &(d, a) in buys.iter() {
+                        if d != day0 {
+                            match scale {
+                                Some(s) => repeat_units += (a * s).round() as i64,
+                                None => repeat_total += a,
+                            }
+                            if d != prev {
+                                days += 1;
+                            }
+                        }
+                        prev = d;
+                    }
+                    if let Some(s) = scale {
+                        repeat_total = repeat_units as f64 / s;
+                    }
+                    *first = day0;
+                    *last = prev;
+                    *x = days;
+                    *t_x = prev - day0;
+                    *m = if days == 0 { 0.0 } else { repeat_total / days as f64 };
                 }
-                if let Some(s) = scale {
-                    repeat_total = repeat_units as f64 / s;
-                }
-                *first = day0;
-                *last = prev;
-                *x = days;
-                *t_x = prev - day0;
-                *m = if days == 0 { 0.0 } else { repeat_total / days as f64 };
-            });
-        });
+            },
+        );
     let customer: Vec<u32> =
         (0..n as u32).filter(|&c| agg.first_purchase[c as usize] != i32::MAX).collect();
     let x = customer.iter().map(|&c| x[c as usize]).collect();
