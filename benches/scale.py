@@ -1,5 +1,6 @@
-"""How churn's time and memory grow with rows: churn rfm, churn cohorts and
-churn score on the generated 1M, 10M and 100M-row CSVs (one run each; make
+"""How churn's time and memory grow with rows: churn rfm, churn cohorts,
+churn score (the top 500, and every customer) and churn report (12 weekly
+periods) on the generated 1M, 10M and 100M-row CSVs (one run each; make
 the data with `examples/generate.rs --rows N`). Updates BENCHMARKS.md.
 
 Usage: scale.py --churn PATH [--sizes 1M,10M,100M] [--update BENCHMARKS.md]
@@ -21,6 +22,8 @@ jobs = {
     "rfm": ["rfm"],
     "cohorts": ["cohorts", "--period", "month"],
     "score --top 500": ["score", "--top", "500"],
+    "score (all customers)": ["score"],
+    "report": ["report", "--json"],
 }
 lines = [
     "| rows | CSV size | job | wall (s) | peak memory (MiB) | µs per row |",
@@ -33,7 +36,8 @@ for size in args.sizes.split(","):
         continue
     rows = sum(1 for _ in open(data, "rb")) - 1
     for name, job in jobs.items():
-        wall, mem = run([args.churn] + job + [data, "--quiet", "-o", os.path.join(out, "scale.csv")])
+        target = os.path.join(out, "scale.json" if name == "report" else "scale.csv")
+        wall, mem = run([args.churn] + job + [data, "--quiet", "-o", target])
         lines.append(
             f"| {rows:,} | {os.path.getsize(data) / 1e6:,.0f} MB | `churn {name}` | {wall:.2f} | {mem:,.0f} | {wall / rows * 1e6:.2f} |"
         )
