@@ -24,6 +24,9 @@ use crate::dates::{DateLayout, Detector};
 use crate::progress::Progress;
 
 const SLICE_ROWS: usize = 256 * 1024;
+/// Rows read from the file at a time: a large file is never held whole, only
+/// the rows converted so far and one piece.
+const PIECE_ROWS: usize = 1024 * 1024;
 
 /// A date column, whatever its physical type.
 enum Dates<'a> {
@@ -108,10 +111,52 @@ pub(crate) fn read(
     };
     let spinner = progress.spinner(&format!("reading {name}"));
     let wanted: Vec<String> = mapping.used().iter().map(|&i| header[i].clone()).collect();
-    let df = ParquetReader::new(open()?)
-        .with_columns(Some(wanted))
-        .finish()
-        .with_context(|| format!("reading {name}"))?;
+    let total = ParquetReader::new(open()?)
+        .num_rows()
+        .with_context(|| format!("reading the Parquet metadata of {name}"))?;
+    sink.reserve(total, mapping.order.is_some());
+    let mut offset = 0;
+    loop {
+        let len = PIECE_ROWS.min(total - offset);
+        let df = ParquetReader::new(open()?)
+            .with_columns(Some(wanted.clone()))
+            .with_slice(Some((offset, len)))
+            .finish()
+            .with_context(|| format!("reading {name}"))?;
+        read_piece(
+            &df,
+            offset,
+            &Piece { name: &name, header: &header, mapping: &mapping },
+            opts,
+            plan,
+            sink,
+        )?;
+        offset += len;
+        if offset >= total {
+            break;
+        }
+    }
+    spinner.finish_and_clear();
+    Ok(total as u64)
+}
+
+/// What every piece of one file shares.
+struct Piece<'a> {
+    name: &'a str,
+    header: &'a [String],
+    mapping: &'a Mapping,
+}
+
+/// Converts the rows of `df`, which start at row `offset` of the file.
+fn read_piece(
+    df: &polars::prelude::DataFrame,
+    offset: usize,
+    piece: &Piece,
+    opts: &LoadOptions,
+    plan: &mut Plan,
+    sink: &mut impl BatchSink,
+) -> Result<()> {
+    let Piece { name, header, mapping } = *piece;
     let rows = df.height();
     let col = |i: usize| -> Result<&Column> {
         df.column(&header[i]).with_context(|| format!("reading column '{}' of {name}", header[i]))
@@ -141,7 +186,7 @@ pub(crate) fn read(
     };
     if plan.layout.is_none() {
         plan.layout = Some(match &dates {
-            Dates::Text(ca) => detect(ca, &name, &header[mapping.date])?,
+            Dates::Text(ca) => detect(ca, name, &header[mapping.date])?,
             Dates::Compact(_) => DateLayout::Compact,
             _ => DateLayout::Iso,
         });
@@ -168,7 +213,8 @@ pub(crate) fn read(
 
     let parser = RowParser { layout: &layout, skip_invalid: opts.skip_invalid };
     let ctx = Ctx {
-        mapping: &mapping,
+        offset,
+        mapping,
         customers: &customers,
         dates: &dates,
         amounts: &amounts,
@@ -176,7 +222,6 @@ pub(crate) fn read(
         parser: &parser,
         hash_rows: opts.count_duplicates,
     };
-    sink.reserve(rows, mapping.order.is_some());
     // Slices are converted a window at a time, so converted rows do not pile up.
     let starts: Vec<usize> = (0..rows).step_by(SLICE_ROWS).collect();
     for group in starts.chunks(rayon::current_num_threads().max(1) * 4) {
@@ -186,8 +231,8 @@ pub(crate) fn read(
         for (batch, fail) in outs {
             if let Some((row, Bad::Fail { column, value, problem, hint })) = fail {
                 return Err(RowError {
-                    file: name.clone(),
-                    line: row as u64 + 1,
+                    file: name.to_string(),
+                    line: (offset + row) as u64 + 1,
                     is_row_number: true,
                     column: header[column].clone(),
                     value,
@@ -200,8 +245,7 @@ pub(crate) fn read(
         }
         sink.push_window(window);
     }
-    spinner.finish_and_clear();
-    Ok(rows as u64)
+    Ok(())
 }
 
 fn detect(ca: &StringChunked, name: &str, col: &str) -> Result<DateLayout> {
@@ -221,6 +265,8 @@ fn detect(ca: &StringChunked, name: &str, col: &str) -> Result<DateLayout> {
 }
 
 struct Ctx<'a> {
+    /// The file row of the piece's first row.
+    offset: usize,
     mapping: &'a Mapping,
     customers: &'a Ids<'a>,
     dates: &'a Dates<'a>,
@@ -286,7 +332,7 @@ fn convert(ctx: &Ctx, start: usize, end: usize) -> (Batch, Option<(usize, Bad)>)
                 if let Some(o) = ctx.orders {
                     let id = o.text(i, &mut order_buf).trim();
                     b.order.push(if id.is_empty() {
-                        hash_bytes(&(i as u64).to_le_bytes()) ^ 0x5555_5555
+                        hash_bytes(&((ctx.offset + i) as u64).to_le_bytes()) ^ 0x5555_5555
                     } else {
                         hash_bytes(id.as_bytes())
                     });
