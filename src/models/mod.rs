@@ -573,6 +573,20 @@ pub fn score(
     spend_params: &[f64; 3],
     horizon: Horizon,
 ) -> Vec<Score> {
+    score_with(s, pat, kind, purchase_params, spend_params, horizon, |sc| sc)
+}
+
+/// [`score`], keeping only `keep(score)` per customer: a caller that needs
+/// two figures of tens of millions of customers does not hold all six.
+pub fn score_with<R: Send>(
+    s: &Summary,
+    pat: &Patterns,
+    kind: Kind,
+    purchase_params: &[f64; 4],
+    spend_params: &[f64; 3],
+    horizon: Horizon,
+    keep: impl Fn(Score) -> R + Sync + Send,
+) -> Vec<R> {
     let steps = horizon.units.ceil().max(1.0) as usize;
     let per_pattern: Vec<(f64, f64, f64, f64)> = pat
         .histories
@@ -601,14 +615,14 @@ pub fn score(
             let (alive, e_alive, p_none, discounted) = per_pattern[pat.of_customer[i] as usize];
             let spend = spend::expected_spend(spend_params, s.x[i] as f64, s.monetary_avg[i]);
             let clv_if_alive = discounted * spend;
-            Score {
+            keep(Score {
                 p_alive: alive,
                 expected_purchases: alive * e_alive,
                 p_no_purchase: p_none,
                 expected_spend: spend,
                 clv: alive * clv_if_alive,
                 clv_if_alive,
-            }
+            })
         })
         .collect()
 }

@@ -294,6 +294,13 @@ pub fn headline(trend: &[PeriodFigures]) -> Vec<Headline> {
         .collect()
 }
 
+/// The scores the report keeps per customer.
+struct Risk {
+    p_alive: f64,
+    expected_purchases: f64,
+    clv_if_alive: f64,
+}
+
 /// Per-customer state at one period's end, by customer code.
 struct State {
     /// Segment index, u16::MAX when the customer had not bought yet.
@@ -468,19 +475,26 @@ pub fn compute(
         for r in &rfm_rows {
             segment[r.customer as usize] = r.segment;
         }
+        // Only the current period's list needs the rows themselves.
+        let rfm_rows = if k == 0 { rfm_rows } else { Vec::new() };
 
         let mut high = None;
         match (purchase, spend) {
             (Some(p), Some(s)) => {
                 let (pp, sp) = (p.param_vec(), s.param_vec());
                 let kind = p.model.purchase_kind().expect("a purchase model");
-                let scores = models::score(
+                let scores = models::score_with(
                     &summary,
                     &pat,
                     kind,
                     &[pp[0], pp[1], pp[2], pp[3]],
                     &[sp[0], sp[1], sp[2]],
                     horizon,
+                    |sc| Risk {
+                        p_alive: sc.p_alive,
+                        expected_purchases: sc.expected_purchases,
+                        clv_if_alive: sc.clv_if_alive,
+                    },
                 );
                 let mut flags = vec![false; tx.ids.len()];
                 let (mut var, mut high_n) = (0.0, 0u64);
@@ -627,7 +641,7 @@ fn top_at_risk(
     rfm_rows: &[rfm::CustomerRfm],
     names: &[String],
     summary: &models::Summary,
-    scores: &[models::Score],
+    scores: &[Risk],
     top: usize,
 ) -> Vec<AtRisk> {
     // RFM rows are in customer id order: their position is the tie-break.
@@ -636,15 +650,21 @@ fn top_at_risk(
         row_of[r.customer as usize] = k as u32;
     }
     let var = |i: usize| (1.0 - scores[i].p_alive) * scores[i].clv_if_alive;
-    let mut order: Vec<(f64, u32, usize)> =
-        (0..summary.len()).map(|i| (var(i), row_of[summary.customer[i] as usize], i)).collect();
-    order.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut order: Vec<(f64, u32, u32)> = (0..summary.len())
+        .into_par_iter()
+        .map(|i| (var(i), row_of[summary.customer[i] as usize], i as u32))
+        .collect();
+    let by = |a: &(f64, u32, u32), b: &(f64, u32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if top < order.len() {
+        order.select_nth_unstable_by(top, by);
+        order.truncate(top);
+    }
+    order.sort_unstable_by(by);
     order
         .into_iter()
-        .take(top)
         .map(|(v, row, i)| {
             let r = &rfm_rows[row as usize];
-            let sc = &scores[i];
+            let sc = &scores[i as usize];
             AtRisk {
                 customer_id: tx.ids.get(r.customer).into_owned(),
                 segment: names[r.segment as usize].clone(),
@@ -655,7 +675,7 @@ fn top_at_risk(
                 p_alive: sc.p_alive,
                 churn_risk: 1.0 - sc.p_alive,
                 expected_purchases: sc.expected_purchases,
-                clv: sc.clv,
+                clv: sc.p_alive * sc.clv_if_alive,
                 value_at_risk: v,
             }
         })
