@@ -397,7 +397,9 @@ pub fn trend_svg(title: &str, labels: &[String], series: &[Trend]) -> String {
     let (x0, y0, pw, ph) = (52.0, if series.len() > 1 { 62.0 } else { 44.0 }, 370.0, 150.0);
     let values = series.iter().flat_map(|t| t.values.iter().flatten().copied());
     let (lo, hi) = values.fold((0.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
-    let step = nice_step(hi - lo);
+    // Counts get whole-number ticks.
+    let whole = series.iter().flat_map(|t| t.values.iter().flatten()).all(|v| v.fract() == 0.0);
+    let step = if whole { nice_step(hi - lo).max(1.0) } else { nice_step(hi - lo) };
     let (ymin, ymax) = ((lo / step).floor() * step, ((hi / step).ceil() * step).max(step));
     let n = labels.len().max(1);
     let px = |i: usize| if n == 1 { x0 + pw / 2.0 } else { x0 + i as f64 / (n - 1) as f64 * pw };
@@ -449,6 +451,14 @@ pub fn trend_svg(title: &str, labels: &[String], series: &[Trend]) -> String {
                 escape(l)
             );
         }
+    }
+    if series.iter().all(|t| t.values.iter().all(Option::is_none)) {
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="middle" fill="#6b7280">not available</text>"##,
+            x0 + pw / 2.0,
+            y0 + ph / 2.0
+        );
     }
     for t in series {
         let mut run: Vec<String> = Vec::new();
@@ -534,5 +544,7 @@ mod tests {
         assert_eq!(svg.matches("class=\"point\"").count(), 2);
         // A line needs two consecutive points: the gap breaks it.
         assert_eq!(svg.matches("<polyline").count(), 0);
+        // Counts get whole-number ticks: 0, 1, 2, 3, not 0.5 steps.
+        assert!(svg.contains(">3</text>") && !svg.contains(">0.5</text>"), "{svg}");
     }
 }
