@@ -235,10 +235,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         sp[1],
         sp[2]
     ));
-    let horizon = models::Horizon {
-        units: args.horizon / unit.days(),
-        discount_per_unit: (1.0 + args.discount_rate).ln() * unit.days() / 365.25,
-    };
+    let horizon = models::Horizon::new(args.horizon, args.discount_rate, unit);
     let kind = purchase.model.purchase_kind().expect("a purchase model");
     let scores = models::score(
         &summary,

@@ -562,6 +562,16 @@ pub struct Horizon {
     pub discount_per_unit: f64,
 }
 
+impl Horizon {
+    /// A horizon of `days`, discounted at `annual_rate` a year, in `unit`s.
+    pub fn new(days: f64, annual_rate: f64, unit: Unit) -> Horizon {
+        Horizon {
+            units: days / unit.days(),
+            discount_per_unit: (1.0 + annual_rate).ln() * unit.days() / 365.25,
+        }
+    }
+}
+
 /// Scores every customer of the summary. Purchase-model quantities are
 /// computed once per distinct pattern. CLV discounts each model unit's
 /// expected purchases at the end of that unit.

@@ -384,10 +384,7 @@ pub fn compute(
         set.iter().filter_map(|s| names.iter().position(|n| n == s)).map(|i| i as u16).collect()
     };
     let (loyal, churned) = (index_of(&LOYAL_SEGMENTS), index_of(&CHURNED_SEGMENTS));
-    let horizon = Horizon {
-        units: opts.horizon_days / opts.unit.days(),
-        discount_per_unit: (1.0 + opts.discount_rate).ln() * opts.unit.days() / 365.25,
-    };
+    let horizon = Horizon::new(opts.horizon_days, opts.discount_rate, opts.unit);
 
     let mut trend: Vec<PeriodFigures> = Vec::new();
     let mut later: Option<State> = None;
