@@ -224,10 +224,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         .title
         .clone()
         .unwrap_or_else(|| format!("Churn report: {} ending {}", opts.period.name(), Day(as_of)));
-    let first_day = load.first_day.unwrap_or(as_of).min(as_of);
     let bar = progress.steps(opts.periods as u64, "computing periods");
-    let report =
-        report::compute(tx, load.rows, first_day, title, &opts, |k| bar.set_position(k as u64))?;
+    let report = report::compute(tx, load.rows, title, &opts, |k| bar.set_position(k as u64))?;
     bar.finish_and_clear();
     if let Some(err) = &report.model_error {
         progress.warn(&format!("the report has no risk figures: {err}"));

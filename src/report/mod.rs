@@ -194,7 +194,7 @@ pub struct Report {
     #[serde(serialize_with = "day")]
     pub as_of: i32,
     pub period: &'static str,
-    /// The data: first and last transaction day read, rows read.
+    /// Rows read from the inputs.
     pub rows: u64,
     /// Oldest first; the last is the current period.
     pub trend: Vec<PeriodFigures>,
@@ -210,8 +210,6 @@ pub struct Report {
     pub cohorts: Vec<CohortCell>,
     #[serde(skip)]
     pub cohort_matrix: Cohorts,
-    #[serde(skip)]
-    pub first_day: i32,
 }
 
 impl Report {
@@ -345,7 +343,6 @@ pub fn sort_by_day(tx: &mut Transactions) {
 pub fn compute(
     mut tx: Transactions,
     rows: u64,
-    first_day: i32,
     title: String,
     opts: &ReportOptions,
     mut step: impl FnMut(usize),
@@ -587,7 +584,6 @@ pub fn compute(
         top_at_risk: top,
         cohorts,
         cohort_matrix,
-        first_day,
     })
 }
 
