@@ -1435,3 +1435,55 @@ fn report_without_a_model_still_reports_the_rest() {
     let md = stdout_of(&["report", data("hand.csv").to_str().unwrap(), "-q"]);
     assert!(md.contains("## Customers by value at risk\n\nNot available: the purchase model"));
 }
+
+#[test]
+fn parquet_read_in_many_pieces_agrees_and_numbers_rows_from_the_file() {
+    use polars::prelude::*;
+    let dir = TempDir::new().unwrap();
+    let text = std::fs::read_to_string(data("sample.csv")).unwrap();
+    let recs = rows(&text);
+    // Amounts as text, so that one can be made bad; 500-row row groups.
+    let write = |path: &Path, bad_row: Option<usize>| {
+        let col = |k: usize| -> Vec<String> { recs.iter().map(|r| r[k].clone()).collect() };
+        let mut amount = col(3);
+        if let Some(i) = bad_row {
+            amount[i] = "12,5O".into();
+        }
+        let mut df = DataFrame::new(
+            recs.len(),
+            vec![
+                Series::new("order_id".into(), col(0)).into(),
+                Series::new("customer_id".into(), col(1)).into(),
+                Series::new("order_date".into(), col(2)).into(),
+                Series::new("amount".into(), amount).into(),
+            ],
+        )
+        .unwrap();
+        ParquetWriter::new(std::fs::File::create(path).unwrap())
+            .with_row_group_size(Some(500))
+            .finish(&mut df)
+            .unwrap();
+    };
+    let good = dir.path().join("sample.parquet");
+    write(&good, None);
+    let csv = stdout_of(&["score", data("sample.csv").to_str().unwrap(), "-q"]);
+    for pieces in ["700", "1"] {
+        let out = churn()
+            .env("CHURN_PARQUET_PIECE_ROWS", pieces)
+            .args(["score", good.to_str().unwrap(), "-q"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), csv, "pieces of {pieces} rows");
+    }
+    // A bad value in a later piece is reported with its row in the file.
+    let bad = dir.path().join("bad.parquet");
+    write(&bad, Some(3210));
+    churn()
+        .env("CHURN_PARQUET_PIECE_ROWS", "700")
+        .args(["rfm", bad.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("row 3211"))
+        .stderr(predicate::str::contains("12,5O"));
+}

@@ -25,8 +25,15 @@ use crate::progress::Progress;
 
 const SLICE_ROWS: usize = 256 * 1024;
 /// Rows read from the file at a time: a large file is never held whole, only
-/// the rows converted so far and one piece.
-const PIECE_ROWS: usize = 1024 * 1024;
+/// the rows converted so far and one piece. `CHURN_PARQUET_PIECE_ROWS`
+/// overrides it, so that tests can cut a small file into many pieces.
+fn piece_rows() -> usize {
+    std::env::var("CHURN_PARQUET_PIECE_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(1024 * 1024)
+}
 
 /// A date column, whatever its physical type.
 enum Dates<'a> {
@@ -115,9 +122,10 @@ pub(crate) fn read(
         .num_rows()
         .with_context(|| format!("reading the Parquet metadata of {name}"))?;
     sink.reserve(total, mapping.order.is_some());
+    let piece_rows = piece_rows();
     let mut offset = 0;
     loop {
-        let len = PIECE_ROWS.min(total - offset);
+        let len = piece_rows.min(total - offset);
         let df = ParquetReader::new(open()?)
             .with_columns(Some(wanted.clone()))
             .with_slice(Some((offset, len)))
