@@ -692,6 +692,15 @@ mod tests {
     }
 
     #[test]
+    fn horizon_discounts_a_year_by_the_annual_rate() {
+        // A year of weeks at 10% a year: the last week is worth 1/1.1 of now.
+        let h = Horizon::new(365.25, 0.10, Unit::Week);
+        assert!((h.units - 365.25 / 7.0).abs() < 1e-12);
+        assert!(((-h.discount_per_unit * h.units).exp() - 1.0 / 1.1).abs() < 1e-12);
+        let m = Horizon::new(90.0, 0.0, Unit::Month);
+        assert!((m.units - 90.0 / (365.25 / 12.0)).abs() < 1e-12 && m.discount_per_unit == 0.0);
+    }
+    #[test]
     fn bgnbd_recovers_parameters() {
         let truth = [0.243, 4.414, 0.793, 2.426];
         let pat = simulate(Kind::BgNbd, truth, 30_000, 7);
