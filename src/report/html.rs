@@ -6,8 +6,9 @@
 
 use std::fmt::Write;
 
-use super::format::{change, money, prob, rate, span, value};
-use super::{Kind, Report};
+use super::format::{change, span, value};
+use super::tables::{self, TextTable};
+use super::Report;
 use crate::chart::{self, Trend};
 use crate::dates::Day;
 use crate::input::thousands;
@@ -98,6 +99,26 @@ footer{margin-top:24px;font-size:12px;color:#6b7280}
 @media (max-width:600px){body{font-size:14px}main{padding:10px}th,td{padding:4px 5px}h1{font-size:20px}}
 @media print{body{background:#fff}main{max-width:none;padding:0}.scroll{overflow:visible}h2{break-after:avoid}tr,svg{break-inside:avoid}}
 ";
+
+/// A table in a scrolling box; text columns after the first are left-aligned
+/// (class `t`), and column `bold` is emphasised.
+fn push_table(s: &mut String, class: &str, t: &TextTable, bold: Option<usize>) {
+    let align = |k: usize| if k > 0 && t.text[k] { " class=\"t\"" } else { "" };
+    let _ = write!(s, "<div class=\"scroll\"><table class=\"{class}\">\n<tr>");
+    for (k, h) in t.header.iter().enumerate() {
+        let _ = write!(s, "<th{}>{}</th>", align(k), escape(h));
+    }
+    let _ = writeln!(s, "</tr>");
+    for row in &t.rows {
+        s.push_str("<tr>");
+        for (k, c) in row.iter().enumerate() {
+            let (open, close) = if bold == Some(k) { ("<b>", "</b>") } else { ("", "") };
+            let _ = write!(s, "<td{}>{open}{}{close}</td>", align(k), escape(c));
+        }
+        let _ = writeln!(s, "</tr>");
+    }
+    let _ = writeln!(s, "</table></div>");
+}
 
 pub fn render(r: &Report) -> String {
     let p = r.period;
@@ -194,28 +215,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(s, "</div>");
 
-    // Trend table.
-    let _ = writeln!(s, "<div class=\"scroll\"><table class=\"trend\">");
-    let _ = writeln!(
-        s,
-        "<tr><th>{} ending</th><th>Active</th><th>New</th><th>Returning</th><th>Loyal</th><th>Revenue</th><th>High risk</th><th>Value at risk</th></tr>",
-        capital(p)
-    );
-    for f in r.trend.iter().rev() {
-        let _ = writeln!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            Day(f.end),
-            thousands(f.active_customers),
-            thousands(f.new_customers),
-            thousands(f.returning_customers),
-            thousands(f.loyal_customers),
-            money(f.revenue),
-            value(Kind::Count, f.high_risk_customers.map(|v| v as f64)),
-            value(Kind::Money, f.value_at_risk)
-        );
-    }
-    let _ = writeln!(s, "</table></div>");
+    push_table(&mut s, "trend", &tables::trend(r), None);
 
     // The retention campaign list.
     if let Some(err) = &r.model_error {
@@ -225,53 +225,13 @@ pub fn render(r: &Report) -> String {
             escape(err)
         );
     } else {
-        let _ = writeln!(
-            s,
-            "<h2>Top {} customers by value at risk</h2>\n<div class=\"scroll\"><table class=\"top\">",
-            r.top_at_risk.len()
-        );
-        let _ = writeln!(
-            s,
-            "<tr><th>#</th><th class=\"t\">Customer</th><th class=\"t\">Segment</th><th>Last purchase</th><th>Purchases</th><th>Spent</th><th>P(alive)</th><th>CLV</th><th>Value at risk</th></tr>"
-        );
-        for (i, c) in r.top_at_risk.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "<tr><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><b>{}</b></td></tr>",
-                i + 1,
-                escape(&c.customer_id),
-                escape(&c.segment),
-                Day(c.last_purchase),
-                c.purchases,
-                money(c.monetary),
-                prob(c.p_alive),
-                money(c.clv),
-                money(c.value_at_risk)
-            );
-        }
-        let _ = writeln!(s, "</table></div>");
+        let _ = writeln!(s, "<h2>Top {} customers by value at risk</h2>", r.top_at_risk.len());
+        push_table(&mut s, "top", &tables::top(r), Some(8));
     }
 
     // Segments and migration.
-    let _ = writeln!(s, "<h2>Segments</h2>\n<div class=\"scroll\"><table class=\"segments\">");
-    let _ = writeln!(
-        s,
-        "<tr><th>Segment</th><th>Now</th><th>Previous {p}</th><th>Change</th><th>Share now</th></tr>"
-    );
-    let total: u64 = r.segments.iter().map(|g| g.customers).sum();
-    for g in &r.segments {
-        let (now, before) = (g.customers as f64, g.previous as f64);
-        let _ = writeln!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&g.segment),
-            thousands(g.customers),
-            thousands(g.previous),
-            escape(&change(Kind::Count, Some(now - before), Some(before))),
-            rate(if total > 0 { now / total as f64 } else { 0.0 })
-        );
-    }
-    let _ = writeln!(s, "</table></div>");
+    let _ = writeln!(s, "<h2>Segments</h2>");
+    push_table(&mut s, "segments", &tables::segments(r), None);
     let _ = writeln!(
         s,
         "<h2>Segment migration since the previous {p}</h2>\n<p class=\"sub\">Rows: segment at the end of the previous {p} (New: no purchase yet). Columns: segment now.</p>\n<div class=\"scroll\"><table class=\"migration\">"

@@ -3,15 +3,29 @@
 
 use std::fmt::Write;
 
-use super::format::{self, change, money, prob, value};
-use super::html::capital;
-use super::{Kind, Report};
+use super::format::{self, change, value};
+use super::tables::{self, TextTable};
+use super::Report;
 use crate::dates::Day;
 use crate::input::thousands;
 
 /// Escapes text for a Markdown table cell.
 fn cell(s: &str) -> String {
     s.replace('\\', "\\\\").replace('|', "\\|").replace('\n', " ")
+}
+
+fn push_table(s: &mut String, t: &TextTable) {
+    let line = |cells: &mut dyn Iterator<Item = String>| {
+        format!("| {} |\n", cells.collect::<Vec<_>>().join(" | "))
+    };
+    s.push_str(&line(&mut t.header.iter().map(|h| cell(h))));
+    s.push_str(&format!(
+        "|{}|\n",
+        t.text.iter().map(|&text| if text { "---" } else { "---:" }).collect::<Vec<_>>().join("|")
+    ));
+    for row in &t.rows {
+        s.push_str(&line(&mut row.iter().map(|c| cell(c))));
+    }
 }
 
 pub fn render(r: &Report) -> String {
@@ -35,67 +49,15 @@ pub fn render(r: &Report) -> String {
     }
 
     let _ = writeln!(s, "\n## Trend: the last {} {p}s\n", r.trend.len());
-    let _ = writeln!(
-        s,
-        "| {} ending | Active | New | Returning | Loyal | Revenue | High risk | Value at risk |",
-        capital(p)
-    );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
-    for f in &r.trend {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            Day(f.end),
-            thousands(f.active_customers),
-            thousands(f.new_customers),
-            thousands(f.returning_customers),
-            thousands(f.loyal_customers),
-            money(f.revenue),
-            value(Kind::Count, f.high_risk_customers.map(|v| v as f64)),
-            value(Kind::Money, f.value_at_risk)
-        );
-    }
-
+    push_table(&mut s, &tables::trend(r));
     if let Some(err) = &r.model_error {
         let _ = writeln!(s, "\n## Customers by value at risk\n\nNot available: {err}.");
     } else {
         let _ = writeln!(s, "\n## Top {} customers by value at risk\n", r.top_at_risk.len());
-        let _ = writeln!(
-            s,
-            "| # | Customer | Segment | Last purchase | Purchases | Spent | P(alive) | CLV | Value at risk |"
-        );
-        let _ = writeln!(s, "|---:|---|---|---|---:|---:|---:|---:|---:|");
-        for (i, c) in r.top_at_risk.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                i + 1,
-                cell(&c.customer_id),
-                cell(&c.segment),
-                Day(c.last_purchase),
-                c.purchases,
-                money(c.monetary),
-                prob(c.p_alive),
-                money(c.clv),
-                money(c.value_at_risk)
-            );
-        }
+        push_table(&mut s, &tables::top(r));
     }
-
     let _ = writeln!(s, "\n## Segments\n");
-    let _ = writeln!(s, "| Segment | Now | Previous {p} | Change |");
-    let _ = writeln!(s, "|---|---:|---:|---:|");
-    for g in &r.segments {
-        let (now, before) = (g.customers as f64, g.previous as f64);
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} |",
-            cell(&g.segment),
-            thousands(g.customers),
-            thousands(g.previous),
-            change(Kind::Count, Some(now - before), Some(before))
-        );
-    }
+    push_table(&mut s, &tables::segments(r));
 
     let _ = writeln!(s, "\n## Segment migration since the previous {p}\n");
     let mut moves: Vec<_> = r.migration.iter().filter(|m| m.from != m.to).collect();

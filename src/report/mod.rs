@@ -12,6 +12,7 @@
 pub mod format;
 pub mod html;
 pub mod markdown;
+pub mod tables;
 
 use anyhow::{bail, Result};
 use rayon::prelude::*;
