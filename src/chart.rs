@@ -50,6 +50,20 @@ pub fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// An SVG of `w` x `h` on white, opened with its bold title at height `y`.
+fn svg_start(
+    w: impl std::fmt::Display,
+    h: impl std::fmt::Display,
+    title: &str,
+    size: u32,
+    y: u32,
+) -> String {
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, DejaVu Sans, sans-serif" font-size="11"><rect width="{w}" height="{h}" fill="white"/><text x="10" y="{y}" font-size="{size}" font-weight="bold">{}</text>"#,
+        escape(title)
+    )
+}
+
 /// The heatmap: cohorts down, periods since first purchase across, one
 /// `<rect class="cell">` per matrix entry, labelled with the retention in percent.
 pub fn heatmap_svg(c: &Cohorts, first_day: i32, as_of: i32) -> String {
@@ -67,23 +81,13 @@ pub fn heatmap_svg(c: &Cohorts, first_day: i32, as_of: i32) -> String {
         Retention::Classic => "classic: bought in the period",
         Retention::Rolling => "rolling: bought in the period or later",
     };
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, DejaVu Sans, sans-serif" font-size="11">"#
-    );
-    let _ = write!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let title = format!(
         "Customer retention by {} of first purchase, {} to {}",
         c.period.name(),
         Day(first_day),
         Day(as_of)
     );
-    let _ = write!(
-        s,
-        r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
-        escape(&title)
-    );
+    let mut s = svg_start(w, h, &title, 15, 22);
     let sub = format!(
         "Retention ({kind}) in % of each cohort; {}s since first purchase across. * partial period.",
         c.period.name()
@@ -208,16 +212,7 @@ pub struct Series<'a> {
 /// predicted (left), and the calibration of P(no purchase) by decile (right).
 pub fn backtest_svg(title: &str, cumulative: &[Series], calibration: &[Series]) -> String {
     let (w, h) = (900usize, 400usize);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, DejaVu Sans, sans-serif" font-size="11"><rect width="{w}" height="{h}" fill="white"/>"#
-    );
-    let _ = write!(
-        s,
-        r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
-        escape(title)
-    );
+    let mut s = svg_start(w, h, title, 15, 22);
     panel(
         &mut s,
         50.0,
@@ -404,16 +399,7 @@ pub fn trend_svg(title: &str, labels: &[String], series: &[Trend]) -> String {
     let n = labels.len().max(1);
     let px = |i: usize| if n == 1 { x0 + pw / 2.0 } else { x0 + i as f64 / (n - 1) as f64 * pw };
     let py = |v: f64| y0 + ph - (v - ymin) / (ymax - ymin) * ph;
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Helvetica, Arial, DejaVu Sans, sans-serif" font-size="11"><rect width="{w}" height="{h}" fill="white"/>"#
-    );
-    let _ = write!(
-        s,
-        r#"<text x="10" y="20" font-size="14" font-weight="bold">{}</text>"#,
-        escape(title)
-    );
+    let mut s = svg_start(w, h, title, 14, 20);
     if series.len() > 1 {
         let mut lx = x0;
         for t in series {

@@ -236,15 +236,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         sp[2]
     ));
     let horizon = models::Horizon::new(args.horizon, args.discount_rate, unit);
-    let kind = purchase.model.purchase_kind().expect("a purchase model");
-    let scores = models::score(
-        &summary,
-        &pat,
-        kind,
-        &[pp[0], pp[1], pp[2], pp[3]],
-        &[sp[0], sp[1], sp[2]],
-        horizon,
-    );
+    let scores = models::score_fitted(&summary, &pat, &purchase, &spend, horizon, |sc| sc);
     progress.stage("scores");
     spinner.finish_and_clear();
 

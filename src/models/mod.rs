@@ -586,6 +586,20 @@ pub fn score(
     score_with(s, pat, kind, purchase_params, spend_params, horizon, |sc| sc)
 }
 
+/// [`score_with`] for a fitted purchase model and a fitted Gamma-Gamma model.
+pub fn score_fitted<R: Send>(
+    s: &Summary,
+    pat: &Patterns,
+    purchase: &FittedModel,
+    spend: &FittedModel,
+    horizon: Horizon,
+    keep: impl Fn(Score) -> R + Sync + Send,
+) -> Vec<R> {
+    let kind = purchase.model.purchase_kind().expect("a purchase model");
+    let (pp, sp) = (purchase.param_vec(), spend.param_vec());
+    score_with(s, pat, kind, &[pp[0], pp[1], pp[2], pp[3]], &[sp[0], sp[1], sp[2]], horizon, keep)
+}
+
 /// [`score`], keeping only `keep(score)` per customer: a caller that needs
 /// two figures of tens of millions of customers does not hold all six.
 pub fn score_with<R: Send>(

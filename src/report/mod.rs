@@ -476,14 +476,11 @@ pub fn compute(
         let mut high = None;
         match (purchase, spend) {
             (Some(p), Some(s)) => {
-                let (pp, sp) = (p.param_vec(), s.param_vec());
-                let kind = p.model.purchase_kind().expect("a purchase model");
-                let scores = models::score_with(
+                let scores = models::score_fitted(
                     &summary,
                     &pat,
-                    kind,
-                    &[pp[0], pp[1], pp[2], pp[3]],
-                    &[sp[0], sp[1], sp[2]],
+                    &p,
+                    &s,
                     horizon,
                     |sc| Risk {
                         p_alive: sc.p_alive,
