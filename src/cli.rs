@@ -147,7 +147,12 @@ fn parse_delimiter(s: &str) -> Result<u8, String> {
 }
 
 fn parse_as_of(s: &str) -> Result<i32, String> {
-    crate::dates::parse_ymd(s).ok_or_else(|| format!("'{s}' is not a date in YYYY-MM-DD form"))
+    let day = crate::dates::parse_ymd(s)
+        .ok_or_else(|| format!("'{s}' is not a date in YYYY-MM-DD form"))?;
+    if !crate::dates::in_supported_range(day) {
+        return Err(format!("'{s}' is outside the dates churn accepts (1900-01-01 to 2100-12-31)"));
+    }
+    Ok(day)
 }
 
 impl InputArgs {
@@ -236,7 +241,7 @@ impl OutputArgs {
     /// The output target, checked before any input is read: a known format,
     /// and not one of the inputs.
     pub fn checked_target(&self, input: &InputArgs) -> Result<OutputTarget> {
-        check_not_overwriting_input(input, self.output.as_deref())?;
+        check_outputs(input, &[self.output.as_deref()])?;
         let target = self.target();
         target.resolved_format()?;
         Ok(target)
@@ -258,18 +263,23 @@ impl InputArgs {
     }
 }
 
-/// Rejects an output path that is also an input, before anything is read.
-pub fn check_not_overwriting_input(
-    input: &InputArgs,
-    output: Option<&std::path::Path>,
-) -> Result<()> {
-    if let Some(out) = output {
+/// Checks every file a command will write, before anything is read: none
+/// is also an input (a usage error), and each can be created where it goes.
+pub fn check_outputs(input: &InputArgs, outputs: &[Option<&std::path::Path>]) -> Result<()> {
+    for out in outputs.iter().flatten() {
         let out_c = std::fs::canonicalize(out).ok();
         for i in &input.inputs {
-            if out == i || (out_c.is_some() && std::fs::canonicalize(i).ok() == out_c) {
-                return Err(UsageError(format!("-o {} is also an input", out.display())).into());
+            if *out == i || (out_c.is_some() && std::fs::canonicalize(i).ok() == out_c) {
+                return Err(UsageError(format!(
+                    "{} is also an input; write the result to another file",
+                    out.display()
+                ))
+                .into());
             }
         }
+    }
+    for out in outputs.iter().flatten() {
+        crate::output::check_destination(out)?;
     }
     Ok(())
 }

@@ -38,6 +38,40 @@ pub fn civil_from_days(z: i32) -> (i32, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The first and last days churn accepts: 1900-01-01 and 2100-12-31.
+///
+/// Sales exports use dates such as 0000-01-01 or 9999-12-31 as placeholders
+/// for "no date". Taken at face value, one such row moves the default as-of
+/// date thousands of years or gives a customer a tenure of centuries, and
+/// every figure after that is plausible-looking and wrong; so a value outside
+/// this range is an error (or a counted skip with `--skip-invalid`).
+pub const FIRST_DAY: i32 = -25_567;
+pub const LAST_DAY: i32 = 47_846;
+
+/// True when a day number lies in the range churn accepts.
+#[inline]
+pub fn in_supported_range(day: i32) -> bool {
+    (FIRST_DAY..=LAST_DAY).contains(&day)
+}
+
+const ISO_FAMILY: &str = "an ISO 8601 date (YYYY-MM-DD)";
+const COMPACT_FAMILY: &str = "a YYYYMMDD date";
+const NUMERIC_FAMILY: &str = "a DD/MM/YYYY or MM/DD/YYYY date";
+
+/// Which family of detectable layouts a value fits, in words, for messages
+/// about a column that mixes layouts.
+pub fn layout_family(s: &[u8]) -> Option<&'static str> {
+    if parse_iso(s).is_some() {
+        Some(ISO_FAMILY)
+    } else if parse_compact(s).is_some() {
+        Some(COMPACT_FAMILY)
+    } else if numeric_parts(s).is_some() {
+        Some(NUMERIC_FAMILY)
+    } else {
+        None
+    }
+}
+
 pub fn is_leap(y: i32) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
 }
@@ -143,6 +177,17 @@ pub fn validate_custom_format(fmt: &str) -> Result<(), String> {
 }
 
 impl DateLayout {
+    /// The family of [`layout_family`] this layout belongs to (none for a
+    /// custom format).
+    pub fn family(&self) -> Option<&'static str> {
+        match self {
+            DateLayout::Iso => Some(ISO_FAMILY),
+            DateLayout::Compact => Some(COMPACT_FAMILY),
+            DateLayout::DayFirst | DateLayout::MonthFirst => Some(NUMERIC_FAMILY),
+            DateLayout::Custom(_) => None,
+        }
+    }
+
     /// Parses one value (already trimmed) to a UTC day number.
     #[inline]
     pub fn parse(&self, s: &[u8]) -> Option<i32> {
@@ -458,6 +503,16 @@ mod tests {
 
     fn iso(s: &str) -> Option<String> {
         parse_iso(s.as_bytes()).map(|d| Day(d).to_string())
+    }
+
+    #[test]
+    fn supported_range_is_1900_to_2100() {
+        assert_eq!(FIRST_DAY, days_from_civil(1900, 1, 1));
+        assert_eq!(LAST_DAY, days_from_civil(2100, 12, 31));
+        assert!(in_supported_range(FIRST_DAY) && in_supported_range(LAST_DAY));
+        assert!(!in_supported_range(FIRST_DAY - 1) && !in_supported_range(LAST_DAY + 1));
+        assert!(!in_supported_range(parse_iso(b"9999-12-31").unwrap()));
+        assert!(!in_supported_range(parse_iso(b"0000-01-01").unwrap()));
     }
 
     #[test]

@@ -22,6 +22,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // Ctrl-C or SIGTERM (a cron timeout) mid-write: remove the temporary
+    // file, so an interrupted run leaves the previous output and nothing else.
+    let _ = ctrlc::set_handler(|| {
+        churn::output::remove_pending_files();
+        std::process::exit(130);
+    });
     // A panic is a bug: report it as one line and exit 1, like other errors.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("churn: internal error (please report): {info}");

@@ -268,17 +268,79 @@ pub fn write_document(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
     }
 }
 
-/// Runs `write` against a temporary file beside `path`, then renames it into place.
-pub fn atomic_write(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let dir = match path.parent() {
+/// The directory a file is written in (its temporary file goes there too).
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
+    }
+}
+
+/// Checks, before any input is read, that `path` can be written: it is not a
+/// directory, and its directory exists and takes a new file. A run that
+/// would fail only after minutes of work should fail at once.
+pub fn check_destination(path: &Path) -> Result<()> {
+    if path.as_os_str() == "-" {
+        return Ok(());
+    }
+    if path.is_dir() {
+        bail!("cannot write {}: it is a directory; give a file name", path.display());
+    }
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        bail!("cannot write {}: the directory {} does not exist", path.display(), dir.display());
+    }
+    let probe = tempfile::Builder::new()
+        .prefix(".churn-probe-")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .with_context(|| {
+        format!("cannot write {}: cannot create a file in {}", path.display(), dir.display())
+    })?;
+    let probe_path = probe.path().to_path_buf();
+    pending().push(probe_path.clone());
+    drop(probe);
+    pending().retain(|p| *p != probe_path);
+    Ok(())
+}
+
+/// Temporary files being written, removed by [`remove_pending_files`] when
+/// the process is interrupted (a killed process cannot clean up, but an
+/// interrupted one should leave nothing behind).
+static PENDING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Deletes the temporary files of writes in progress; for the handler of
+/// Ctrl-C and SIGTERM, just before the process exits.
+pub fn remove_pending_files() {
+    for p in pending().drain(..) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Runs `write` against a temporary file beside `path`, then renames it into place.
+pub fn atomic_write(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let dir = parent_dir(path);
+    let tmp = tempfile::Builder::new()
         .prefix(".churn-")
         .suffix(".tmp")
         .tempfile_in(&dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let tmp_path = tmp.path().to_path_buf();
+    pending().push(tmp_path.clone());
+    let result = write_and_rename(tmp, path, write);
+    pending().retain(|p| *p != tmp_path);
+    result
+}
+
+fn write_and_rename(
+    mut tmp: tempfile::NamedTempFile,
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
     {
         let mut w = BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
         write(&mut w).with_context(|| format!("writing {}", path.display()))?;

@@ -1423,7 +1423,10 @@ fn report_without_a_model_still_reports_the_rest() {
     assert!(stderr.contains("warning: the report has no risk figures"), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["model"].is_null());
-    assert!(v["model_error"].as_str().unwrap().contains("did not converge"));
+    assert!(v["model_error"]
+        .as_str()
+        .unwrap()
+        .contains("only 5 customers with purchases: too few to fit a purchase model"));
     assert_eq!(v["top_at_risk"].as_array().unwrap().len(), 0);
     let now = &v["trend"].as_array().unwrap().last().unwrap().clone();
     assert!(now["value_at_risk"].is_null());
@@ -1433,7 +1436,10 @@ fn report_without_a_model_still_reports_the_rest() {
     assert_eq!(now["new_customers"], 2);
     assert_eq!(now["revenue"], 1009.0);
     let md = stdout_of(&["report", data("hand.csv").to_str().unwrap(), "-q"]);
-    assert!(md.contains("## Customers by value at risk\n\nNot available: the purchase model"));
+    assert!(
+        md.contains("## Customers by value at risk\n\nNot available: only 5 customers"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -1486,4 +1492,455 @@ fn parquet_read_in_many_pieces_agrees_and_numbers_rows_from_the_file() {
         .code(1)
         .stderr(predicate::str::contains("row 3211"))
         .stderr(predicate::str::contains("12,5O"));
+}
+
+// ---------------------------------------------------------------------------
+// Hostile and broken input (testdata/bad/): each case exits 1 with a message
+// naming the file and, where the problem is in a value, its line (or Parquet
+// row) and column, and writes no output file.
+
+fn bad(name: &str) -> PathBuf {
+    data("bad").join(name)
+}
+
+/// Runs `churn rfm FILE -o out.csv [extra]` and checks exit 1, the message
+/// fragments, and that no output (nor a temporary file) appeared.
+fn assert_rejected(file: &str, extra: &[&str], fragments: &[&str]) {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("out.csv");
+    // Run beside the file, so that messages name it as given.
+    let mut args = vec!["rfm", file, "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let assert = churn().current_dir(data("bad")).args(&args).assert().code(1).stdout("");
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert!(stderr.starts_with("churn: "), "{file}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{file}: one line expected: {stderr}");
+    for fragment in fragments {
+        assert!(stderr.contains(fragment), "{file}: {fragment:?} not in {stderr:?}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{file} left a file");
+}
+
+macro_rules! rejected {
+    ($($test:ident: $file:literal $(, [$($extra:literal),*])? => [$($fragment:expr),+ $(,)?];)+) => {
+        $(
+            #[test]
+            fn $test() {
+                assert_rejected($file, &[$($($extra),*)?], &[$($fragment),+]);
+            }
+        )+
+    };
+}
+
+rejected! {
+    bad_empty_file: "empty.csv" => ["empty.csv is empty: expected a header row and transactions"];
+    bad_header_only: "header_only.csv" => ["header_only.csv has a header but no data rows"];
+    bad_no_header: "no_header.csv" => [
+        "line 1 of no_header.csv looks like data, not a header (it holds '2024-01-05')",
+        "churn needs a header row naming the columns",
+    ];
+    bad_wrong_delimiter: "wrong_delimiter.csv" => [
+        "wrong_delimiter.csv has a single column 'customer_id;date;amount'",
+        "pass --delimiter ';'",
+    ];
+    bad_too_few_fields: "too_few_fields.csv" => [
+        "too_few_fields.csv line 4 has 2 fields where the header has 3",
+        "check the delimiter (--delimiter) and quoting",
+    ];
+    bad_too_many_fields: "too_many_fields.csv" => [
+        "too_many_fields.csv line 4 has 4 fields where the header has 3",
+    ];
+    bad_value_after_a_quoted_newline_has_its_physical_line: "quoted_newlines_bad.csv" => [
+        "quoted_newlines_bad.csv line 4, column 'amount': 'oops' is not a plain decimal number",
+    ];
+    bad_invalid_utf8_customer: "invalid_utf8.csv" => [
+        "invalid_utf8.csv line 3, column 'customer_id': 'C\u{fffd}\u{fffd}2' is not valid UTF-8 (byte 0xFF at position 2)",
+        "iconv",
+    ];
+    bad_invalid_utf8_date: "invalid_utf8_date.csv" => [
+        "invalid_utf8_date.csv line 3, column 'date': '2024-01-0\u{fffd}6' is not a date",
+    ];
+    bad_utf16_little_endian: "utf16le.csv" => [
+        "utf16le.csv is UTF-16 text; churn reads UTF-8",
+        "iconv -f UTF-16 -t UTF-8",
+    ];
+    bad_utf16_big_endian: "utf16be.csv" => ["utf16be.csv is UTF-16 text"];
+    bad_nul_byte: "nul_bytes.csv" => [
+        "nul_bytes.csv line 3, column 'customer_id': 'C2\\0' contains a NUL byte",
+    ];
+    bad_truncated_gzip: "truncated.csv.gz" => [
+        "reading truncated.csv.gz: it is not a complete gzip file (check it with `gzip -t`",
+    ];
+    bad_corrupt_parquet: "corrupt.parquet" => [
+        "corrupt.parquet is not a readable Parquet file (truncated, corrupt, or not Parquet)",
+    ];
+    bad_truncated_parquet: "truncated.parquet" => ["truncated.parquet is not a readable Parquet file"];
+    bad_parquet_date_of_floats: "wrong_date_type.parquet" => [
+        "column 'date' of wrong_date_type.parquet has type f64, which is not a date; pass --date",
+    ];
+    bad_parquet_amount_of_booleans: "wrong_amount_type.parquet" => [
+        "column 'amount' of wrong_amount_type.parquet has type bool, which is not a number",
+    ];
+    bad_parquet_nan_amount: "nan_amount.parquet" => [
+        "nan_amount.parquet row 2, column 'amount': 'NaN' is not a plain decimal number",
+    ];
+    bad_parquet_placeholder_date: "year_9999.parquet" => [
+        "year_9999.parquet row 2, column 'date': '9999-12-31' is outside the dates churn accepts",
+    ];
+    bad_thousands_separator: "thousands_amount.csv" => [
+        "thousands_amount.csv line 3, column 'amount': '1,234.50' is not a plain decimal number",
+        "no currency symbols or thousands separators",
+    ];
+    bad_currency_symbol: "dollar_amount.csv" => [
+        "dollar_amount.csv line 3, column 'amount': '$12' is not a plain decimal number",
+    ];
+    bad_nan_amount: "nan_amount.csv" => ["nan_amount.csv line 3, column 'amount': 'NaN' is not"];
+    bad_infinite_amount: "inf_amount.csv" => ["inf_amount.csv line 3, column 'amount': 'inf' is not"];
+    bad_overflowing_amount: "huge_amount.csv" => [
+        "huge_amount.csv line 3, column 'amount': '1e400' is not a plain decimal number",
+    ];
+    bad_february_30: "feb30.csv" => [
+        "feb30.csv line 3, column 'date': '2024-02-30' is not a date in the ISO 8601",
+        "--date-format",
+    ];
+    bad_year_zero: "year_zero.csv" => [
+        "year_zero.csv line 3, column 'date': '0000-01-01' is outside the dates churn accepts (1900-01-01 to 2100-12-31)",
+        "--skip-invalid",
+    ];
+    bad_year_9999: "year_9999.csv" => [
+        "year_9999.csv line 3, column 'date': '9999-12-31' is outside the dates churn accepts",
+    ];
+    bad_mixed_date_layouts: "mixed_dates.csv" => [
+        "mixed_dates.csv line 4, column 'date': '07/02/2024' looks like a DD/MM/YYYY or MM/DD/YYYY date, but the column's dates are ISO 8601",
+        "the column mixes date layouts",
+    ];
+    bad_as_of_before_the_first_transaction: "feb30.csv", ["--as-of", "2000-01-01", "--skip-invalid"] => [
+        "no transactions on or before the as-of date 2000-01-01",
+    ];
+}
+
+#[test]
+fn placeholder_dates_are_skipped_and_counted_with_skip_invalid() {
+    churn()
+        .args(["rfm", bad("year_9999.csv").to_str().unwrap(), "--skip-invalid"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("C1,2024-01-05"))
+        .stderr(predicate::str::contains("skipped 1 row (date outside 1900-2100: 1)"));
+    churn()
+        .args(["rfm", "x.csv", "--as-of", "9999-12-31"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("'9999-12-31' is outside the dates churn accepts"));
+}
+
+#[test]
+fn quoted_fields_with_newlines_and_delimiters_parse() {
+    let got = rows(&stdout_of(&["rfm", bad("quoted_newlines.csv").to_str().unwrap(), "-q"]));
+    let by_id: std::collections::HashMap<&str, &Vec<String>> =
+        got.iter().map(|r| (r[0].as_str(), r)).collect();
+    assert_eq!(by_id.len(), 3);
+    // C1: 10.00 on 01-05 and 5.25 on 02-07; "C,2" keeps its comma.
+    assert_eq!(by_id["C1"][1..6], ["2024-01-05", "2024-02-07", "1", "2", "15.25"]);
+    assert_eq!(by_id["C,2"][3..6], ["33", "1", "20.5"]);
+    assert_eq!(by_id["C3"][3..6], ["0", "1", "7"]);
+}
+
+#[test]
+fn day_first_dates_are_detected_without_a_format() {
+    let out = stdout_of(&["rfm", bad("day_first.csv").to_str().unwrap(), "-q"]);
+    assert!(out.contains("\nC1,2024-12-31,2025-02-15,0,2,15,"), "{out}");
+    assert!(out.contains("\nC2,2025-01-05,2025-01-05,41,1,20.5,"), "{out}");
+}
+
+#[test]
+fn customer_ids_are_text_as_written_and_trimmed_but_case_sensitive() {
+    // '7' in a CSV and 7 in a Parquet integer column are one customer; '0042'
+    // and '42' are two (ids are compared as text).
+    let out = stdout_of(&[
+        "rfm",
+        bad("ids_numeric.csv").to_str().unwrap(),
+        bad("ids_text.csv").to_str().unwrap(),
+        bad("ids_int.parquet").to_str().unwrap(),
+        "-q",
+    ]);
+    let ids: Vec<String> = rows(&out).into_iter().map(|r| r[0].clone()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["0042", "42", "7", "C3"]);
+    let seven = rows(&out).into_iter().find(|r| r[0] == "7").unwrap();
+    assert_eq!(seven[4..6], ["3", "21"]); // 10 + 1 + 10
+                                          // ' ABC ' is 'ABC'; 'abc ' is 'abc'; 'abc' and 'ABC' differ.
+    let out = stdout_of(&["rfm", bad("ids_case_space.csv").to_str().unwrap(), "-q"]);
+    let got: Vec<(String, String)> =
+        rows(&out).into_iter().map(|r| (r[0].clone(), r[4].clone())).collect();
+    assert_eq!(got.len(), 2);
+    assert!(got.contains(&("abc".into(), "2".into())) && got.contains(&("ABC".into(), "1".into())));
+}
+
+#[test]
+fn all_purchases_on_one_day() {
+    let f = bad("all_one_day.csv");
+    let out = stdout_of(&["rfm", f.to_str().unwrap(), "-q"]);
+    let got = rows(&out);
+    assert_eq!(got.len(), 39);
+    assert!(got.iter().all(|r| r[3] == "0" && r[4] == "1"));
+    churn().args(["score", f.to_str().unwrap()]).assert().code(1).stdout("").stderr(
+        predicate::str::contains("no customer bought on more than one day (all 39 bought once)"),
+    );
+}
+
+/// A CSV of 1,000,000 rows, one per customer, made once per test run.
+fn million_customers() -> &'static Path {
+    static FILE: std::sync::OnceLock<(TempDir, PathBuf)> = std::sync::OnceLock::new();
+    &FILE
+        .get_or_init(|| {
+            let dir = TempDir::new().unwrap();
+            let path = dir.path().join("million.csv");
+            let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            writeln!(w, "customer_id,date,amount").unwrap();
+            for i in 0..1_000_000u32 {
+                // Days spread over 2023, amounts 0.01..99.99.
+                let (m, d) = (1 + i % 12, 1 + (i / 12) % 28);
+                writeln!(w, "C{i:07},2023-{m:02}-{d:02},{}.{:02}", 1 + i % 100, (i / 100) % 100)
+                    .unwrap();
+            }
+            w.flush().unwrap();
+            (dir, path)
+        })
+        .1
+        .as_path()
+}
+
+#[test]
+fn a_million_customers_with_one_row_each() {
+    let out = churn().args(["rfm", million_customers().to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("read 1,000,000 rows from 1 input; 1,000,000 customers"), "{stderr}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1_000_001);
+    // Spot checks against the generator: C0000123 bought on 2023-04-11 for 24.01.
+    assert!(text.contains("\nC0000123,2023-04-11,2023-04-11,"), "C0000123 missing");
+    let c123 = text.lines().find(|l| l.starts_with("C0000123,")).unwrap();
+    let fields: Vec<&str> = c123.split(',').collect();
+    assert_eq!(fields[4..6], ["1", "24.01"]);
+}
+
+#[test]
+fn one_customer_with_a_million_rows() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("one.csv");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    writeln!(w, "customer_id,date,amount").unwrap();
+    for i in 0..1_000_000u32 {
+        let (y, m, d) = (2020 + i % 4, 1 + (i / 4) % 12, 1 + (i / 48) % 28);
+        writeln!(w, "only,{y}-{m:02}-{d:02},0.01").unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let out = stdout_of(&["rfm", path.to_str().unwrap(), "-q"]);
+    // Every row is a purchase of one cent: exactly 10,000.00 in all. (Scores
+    // are relative: alone, the customer is in the top recency quintile and,
+    // with no one above, in the first frequency and monetary quintiles.)
+    assert_eq!(
+        out.lines().nth(1).unwrap(),
+        "only,2020-01-01,2023-12-28,0,1000000,10000,5,1,1,511,New Customers"
+    );
+}
+
+/// Waits until a temporary output file appears in `dir` (or the child ends).
+fn wait_for_temp_file(dir: &Path, child: &mut std::process::Child) -> bool {
+    for _ in 0..20_000 {
+        let found = std::fs::read_dir(dir).unwrap().any(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.starts_with(".churn-") && !name.starts_with(".churn-probe-")
+        });
+        if found {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(500));
+    }
+    false
+}
+
+#[cfg(unix)]
+fn interrupted_run_keeps_the_old_output(signal: &str) -> Vec<String> {
+    let input = million_customers();
+    // A few attempts, in case a run finishes writing before it is caught.
+    for _ in 0..5 {
+        let dir = TempDir::new().unwrap();
+        let out = dir.path().join("out.csv");
+        std::fs::write(&out, "previous\n").unwrap();
+        let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("churn"))
+            .args(["rfm", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if !wait_for_temp_file(dir.path(), &mut child) {
+            continue;
+        }
+        let pid = child.id().to_string();
+        assert!(StdCommand::new("kill").args([signal, &pid]).status().unwrap().success());
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "previous\n");
+        return std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "out.csv")
+            .collect();
+    }
+    panic!("the run always finished before it could be interrupted");
+}
+
+#[cfg(unix)]
+#[test]
+fn interrupted_runs_leave_the_previous_output() {
+    // SIGINT (Ctrl-C) and SIGTERM: the temporary file is removed too.
+    assert_eq!(interrupted_run_keeps_the_old_output("-INT"), Vec::<String>::new());
+    assert_eq!(interrupted_run_keeps_the_old_output("-TERM"), Vec::<String>::new());
+    // SIGKILL cannot be caught: the old output is intact, a temporary file
+    // (hidden, .churn-*.tmp) may remain.
+    for left in interrupted_run_keeps_the_old_output("-KILL") {
+        assert!(left.starts_with(".churn-") && left.ends_with(".tmp"), "{left}");
+    }
+}
+
+#[test]
+fn concurrent_runs_to_one_output_leave_one_complete_result() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("out.csv");
+    let sample = data("sample.csv");
+    let expected = stdout_of(&["rfm", sample.to_str().unwrap(), "-q"]);
+    let spawn = || {
+        StdCommand::new(assert_cmd::cargo::cargo_bin("churn"))
+            .args(["rfm", sample.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"])
+            .spawn()
+            .unwrap()
+    };
+    let children: Vec<_> = (0..4).map(|_| spawn()).collect();
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), expected);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn unwritable_outputs_fail_before_any_work() {
+    let dir = TempDir::new().unwrap();
+    // The input is bad too: the output problem must be found first.
+    let input = data("bad_date.csv");
+    let i = input.to_str().unwrap();
+    let missing = dir.path().join("no/such/dir/out.csv");
+    churn().args(["rfm", i, "-o", missing.to_str().unwrap()]).assert().code(1).stderr(
+        predicate::str::contains(format!(
+            "cannot write {}: the directory {} does not exist",
+            missing.display(),
+            dir.path().join("no/such/dir").display()
+        )),
+    );
+    churn()
+        .args(["rfm", i, "-o", dir.path().to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("it is a directory; give a file name"));
+    // A directory nobody can create files in (even root): /proc.
+    #[cfg(target_os = "linux")]
+    churn().args(["rfm", i, "-o", "/proc/churn-out.csv"]).assert().code(1).stderr(
+        predicate::str::contains("cannot write /proc/churn-out.csv: cannot create a file in /proc"),
+    );
+    for (cmd, flag) in
+        [("report", "-o"), ("cohorts", "--chart"), ("fit", "--save"), ("backtest", "--chart")]
+    {
+        let target = dir.path().join("missing").join("x.svg");
+        let target = if cmd == "fit" { target.with_extension("json") } else { target };
+        let target = if cmd == "report" { target.with_extension("html") } else { target };
+        churn()
+            .args([cmd, i, flag, target.to_str().unwrap()])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("does not exist"));
+    }
+    // Writing over an input is refused (a usage error).
+    let copy = dir.path().join("in.csv");
+    std::fs::copy(data("hand.csv"), &copy).unwrap();
+    let c = copy.to_str().unwrap();
+    churn()
+        .args(["rfm", c, "-o", c])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is also an input; write the result to another file"));
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(data("hand.csv")).unwrap());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn churn_writes_only_the_files_it_is_asked_for() {
+    let dir = TempDir::new().unwrap();
+    let sample = data("sample.csv");
+    let s = sample.to_str().unwrap();
+    for args in [
+        vec!["rfm", s, "-o", "rfm.parquet"],
+        vec!["cohorts", s, "-o", "cohorts.csv", "--chart", "cohorts.svg"],
+        vec!["score", s, "--top", "10", "-o", "score.json"],
+        vec!["fit", s, "--save", "model.json"],
+        vec!["report", s, "-o", "report.html"],
+    ] {
+        churn().current_dir(dir.path()).args(&args).assert().success();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["cohorts.csv", "cohorts.svg", "model.json", "report.html", "rfm.parquet", "score.json"]
+    );
+}
+
+#[test]
+fn degenerate_histories_stop_with_a_reason_not_a_failed_fit() {
+    let dir = TempDir::new().unwrap();
+    let write = |name: &str, body: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("customer_id,date,amount\n{body}")).unwrap();
+        p
+    };
+    let once = write(
+        "once.csv",
+        (0..200).map(|c| format!("C{c},2024-01-{:02},5\n", c % 28 + 1)).collect(),
+    );
+    let daily = write(
+        "daily.csv",
+        (0..50).flat_map(|c| (1..=28).map(move |d| format!("C{c},2024-01-{d:02},5\n"))).collect(),
+    );
+    let three = write(
+        "three.csv",
+        "A,2024-01-01,5\nA,2024-02-01,6\nB,2024-01-03,5\nC,2024-03-01,5\nC,2024-03-09,9\n".into(),
+    );
+    let cases = [
+        (&once, "no customer bought on more than one day (all 200 bought once)"),
+        (&daily, "every one of the 50 customers bought on every day from their first purchase"),
+        (&three, "only 3 customers with purchases: too few to fit a purchase model"),
+    ];
+    for (file, message) in cases {
+        let out = dir.path().join("scores.csv");
+        for cmd in ["score", "fit"] {
+            let mut args = vec![cmd, file.to_str().unwrap()];
+            if cmd == "score" {
+                args.extend(["-o", out.to_str().unwrap()]);
+            }
+            churn().args(&args).assert().code(1).stderr(predicate::str::contains(message));
+            assert!(!out.exists());
+        }
+        // The report is still written, and says why it has no risk figures.
+        let v = json_of(&["report", file.to_str().unwrap(), "--json", "-q"]);
+        assert!(v["model_error"].as_str().unwrap().contains(message), "{}", v["model_error"]);
+    }
 }

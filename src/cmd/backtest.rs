@@ -79,6 +79,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         None => None,
         Some(p) => Some(chart::Format::of(p, false).map_err(crate::UsageError)?),
     };
+    crate::cli::check_outputs(&args.input, &[args.chart.as_deref()])?;
     let (tx, _) = args.input.load(progress)?;
     let holdout_days = args.holdout.round().max(1.0) as i32;
     let split = tx.as_of - holdout_days;

@@ -77,6 +77,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         None => None,
         Some(p) => Some(chart::Format::of(p, true).map_err(UsageError)?),
     };
+    crate::cli::check_outputs(&args.input, &[args.chart.as_deref()])?;
     let (tx, report) = args.input.load(progress)?;
     let spinner = progress.spinner("computing cohorts");
     let result = cohorts::compute(&tx, args.period, args.retention);

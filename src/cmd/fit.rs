@@ -67,6 +67,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     if args.penalty.is_nan() || args.penalty < 0.0 {
         bail!(crate::UsageError("--penalty must be 0 or more".into()));
     }
+    crate::cli::check_outputs(&args.input, &[args.save.as_deref()])?;
     let (tx, report) = args.input.load(progress)?;
     let summary = models::summarize(&tx);
     if summary.is_empty() {
@@ -86,6 +87,9 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             }
         },
         FitModel::Bgnbd | FitModel::Mbgnbd | FitModel::Pnbd | FitModel::Auto => {
+            if let Some(problem) = models::fit_data_problem(&summary) {
+                bail!("{problem}");
+            }
             let pat = models::patterns(&summary, args.unit);
             progress.note(&format!(
                 "{} customers in {} distinct (x, t_x, T) patterns",

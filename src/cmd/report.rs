@@ -188,7 +188,7 @@ impl Args {
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let format = args.resolved_format()?;
     let opts = args.options()?;
-    crate::cli::check_not_overwriting_input(&args.input, args.output.as_deref())?;
+    crate::cli::check_outputs(&args.input, &[args.output.as_deref()])?;
     let (tx, load) = args.input.load(progress)?;
     let as_of = tx.as_of;
     let written_to = args.output.as_deref().filter(|p| p.as_os_str() != "-");

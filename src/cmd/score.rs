@@ -181,6 +181,11 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         report.summary(summary.len()),
         input::day_string(as_of)
     ));
+    if purchase_file.is_none() {
+        if let Some(problem) = models::fit_data_problem(&summary) {
+            bail!("{problem}");
+        }
+    }
     let unit = purchase_file.as_ref().map_or(args.unit, |m| m.unit);
     let pat = models::patterns(&summary, unit);
     progress.stage("patterns");

@@ -54,6 +54,7 @@ fn open(src: &Source, progress: &Progress) -> Result<(Box<dyn Read>, indicatif::
 /// Yields chunks of whole records.
 struct Chunker<R> {
     r: R,
+    delim: u8,
     buf: Vec<u8>,
     eof: bool,
     /// Bytes handed out so far, for unique positions.
@@ -62,8 +63,8 @@ struct Chunker<R> {
 }
 
 impl<R: Read> Chunker<R> {
-    fn new(r: R) -> Self {
-        Chunker { r, buf: Vec::new(), eof: false, offset: 0, first: true }
+    fn new(r: R, delim: u8) -> Self {
+        Chunker { r, delim, buf: Vec::new(), eof: false, offset: 0, first: true }
     }
 
     fn next_chunk(&mut self) -> io::Result<Option<(Vec<u8>, u64)>> {
@@ -85,7 +86,8 @@ impl<R: Read> Chunker<R> {
             if self.buf.is_empty() {
                 return Ok(None);
             }
-            let split = if self.eof { Some(self.buf.len()) } else { last_boundary(&self.buf) };
+            let split =
+                if self.eof { Some(self.buf.len()) } else { last_boundary(&self.buf, self.delim) };
             match split {
                 Some(end) => {
                     let rest = self.buf.split_off(end);
@@ -100,21 +102,106 @@ impl<R: Read> Chunker<R> {
     }
 }
 
-/// The index just past the last newline outside quotes.
-fn last_boundary(buf: &[u8]) -> Option<usize> {
+/// The index just past the last newline that ends a record.
+///
+/// This follows the csv crate's reading: a quote opens a quoted field only
+/// as a field's first byte (elsewhere it is an ordinary character, as in
+/// `5" screen`), and inside a quoted field a doubled quote is a quote. Plain
+/// quote parity would be thrown off by one such stray quote and split a
+/// later quoted field in two.
+pub fn last_boundary(buf: &[u8], delim: u8) -> Option<usize> {
     if !buf.contains(&QUOTE) {
         return buf.iter().rposition(|&b| b == b'\n').map(|i| i + 1);
     }
     let mut in_quotes = false;
+    let mut field_start = true;
+    let mut just_closed = false;
     let mut last = None;
     for (i, &b) in buf.iter().enumerate() {
-        if b == QUOTE {
-            in_quotes = !in_quotes;
-        } else if b == b'\n' && !in_quotes {
+        if in_quotes {
+            if b == QUOTE {
+                in_quotes = false;
+                just_closed = true;
+            }
+            continue;
+        }
+        if b == QUOTE && (field_start || just_closed) {
+            in_quotes = true;
+            field_start = false;
+            just_closed = false;
+            continue;
+        }
+        just_closed = false;
+        if b == b'\n' {
             last = Some(i + 1);
+            field_start = true;
+        } else {
+            field_start = b == delim || b == b'\r';
         }
     }
     last
+}
+
+/// Refuses files that are not UTF-8 text before their bytes are taken for
+/// columns: read as UTF-8, a UTF-16 export shows NUL bytes inside every
+/// name, and a compressed or Parquet file shows binary garbage.
+fn check_encoding(first: &[u8], src: &Source, name: &str) -> Result<()> {
+    let head = &first[..first.len().min(4096)];
+    let nuls = head.iter().filter(|&&b| b == 0).count();
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) || nuls * 4 > head.len() {
+        bail!(
+            "{name} is UTF-16 text; churn reads UTF-8: convert it first, e.g. `iconv -f UTF-16 -t UTF-8 {name} > converted.csv`"
+        );
+    }
+    if !src.gzip && head.starts_with(&[0x1F, 0x8B]) {
+        bail!("{name} is gzip-compressed: name it .csv.gz (or .tsv.gz), or pipe it through `gunzip -c`");
+    }
+    if head.starts_with(b"PAR1") {
+        bail!("{name} is a Parquet file: name it .parquet or pass --input-format parquet");
+    }
+    Ok(())
+}
+
+/// The first header field that is a date or a number, which means the file
+/// has no header row.
+fn header_looks_like_data(header: &[String]) -> Option<&str> {
+    header.iter().map(String::as_str).find(|h| {
+        let b = h.as_bytes();
+        crate::dates::layout_family(b).is_some() || super::parse_number(b).is_some()
+    })
+}
+
+/// Why a record cannot be used even before its values are parsed: a NUL byte
+/// anywhere (a binary or corrupt file), or a customer id that is not UTF-8
+/// (ids are written out as text, and two invalid ids must not merge into
+/// one replacement character). Only called for chunks that hold a NUL or
+/// non-ASCII byte.
+fn unusable_bytes(rec: &csv::ByteRecord, customer: usize, check_nul: bool) -> Option<Bad> {
+    if check_nul {
+        if let Some(col) = rec.iter().position(|f| f.contains(&0)) {
+            return Some(Bad::Fail {
+                column: col,
+                value: String::from_utf8_lossy(&rec[col]).into_owned(),
+                problem: "contains a NUL byte".into(),
+                hint: "the file is binary, corrupt or not UTF-8 text; re-export it as UTF-8 CSV"
+                    .into(),
+            });
+        }
+    }
+    let id = &rec[customer];
+    if let Err(e) = std::str::from_utf8(id) {
+        return Some(Bad::Fail {
+            column: customer,
+            value: String::from_utf8_lossy(id).into_owned(),
+            problem: format!(
+                "is not valid UTF-8 (byte 0x{:02X} at position {})",
+                id[e.valid_up_to()],
+                e.valid_up_to() + 1
+            ),
+            hint: "churn reads UTF-8 text: re-export the file as UTF-8, or convert it, e.g. `iconv -f WINDOWS-1252 -t UTF-8`".into(),
+        });
+    }
+    None
 }
 
 fn reader_builder(delim: u8) -> csv::ReaderBuilder {
@@ -138,11 +225,21 @@ pub(crate) fn read(
     let name = src.display();
     let delim = delimiter(src, opts);
     let (r, bar) = open(src, progress)?;
-    let mut chunker = Chunker::new(r);
-    let read_err = |e: io::Error| anyhow::Error::new(e).context(format!("reading {name}"));
+    let mut chunker = Chunker::new(r, delim);
+    let read_err = |e: io::Error| {
+        let hint = if src.gzip {
+            format!(
+                "reading {name}: it is not a complete gzip file (check it with `gzip -t`; a truncated download or copy is the usual cause)"
+            )
+        } else {
+            format!("reading {name}")
+        };
+        anyhow::Error::new(e).context(hint)
+    };
     let Some((first, first_off)) = chunker.next_chunk().map_err(read_err)? else {
         bail!("{name} is empty: expected a header row and transactions");
     };
+    check_encoding(&first, src, &name)?;
 
     // Header.
     let mut rdr = reader_builder(delim).from_reader(&first[..]);
@@ -172,7 +269,15 @@ pub(crate) fn read(
 
     let mapping = match &plan.mapping {
         None => {
-            let m = columns::resolve(&header, &opts.columns, &name).map_err(anyhow::Error::msg)?;
+            let m = columns::resolve(&header, &opts.columns, &name).map_err(|e| {
+                match header_looks_like_data(&header) {
+                    Some(v) => anyhow::anyhow!(
+                        "line 1 of {name} looks like data, not a header (it holds '{}'): churn needs a header row naming the columns, e.g. customer_id,date,amount",
+                        v.escape_debug()
+                    ),
+                    None => anyhow::Error::msg(e),
+                }
+            })?;
             plan.mapping = Some(m.clone());
             m
         }
@@ -295,6 +400,8 @@ fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx) -> ChunkOut {
     );
     let mut rdr = reader_builder(ctx.delim).from_reader(data);
     let mut rec = csv::ByteRecord::new();
+    let check_nul = data.contains(&0);
+    let check_bytes = check_nul || !data.is_ascii();
     let m = ctx.mapping;
     let p = &ctx.parser;
     let fail = |rec: &csv::ByteRecord, bad: Bad| {
@@ -327,6 +434,11 @@ fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx) -> ChunkOut {
                 hint: "check the delimiter (--delimiter) and quoting".into(),
             };
             return ChunkOut { batch: b, newlines, fail: fail(&rec, bad) };
+        }
+        if check_bytes {
+            if let Some(bad) = unusable_bytes(&rec, m.customer, check_nul) {
+                return ChunkOut { batch: b, newlines, fail: fail(&rec, bad) };
+            }
         }
         b.rows += 1;
         let cust = trim(&rec[m.customer]);
@@ -398,7 +510,7 @@ fn detect_layout<R: Read>(
             let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             let r: Box<dyn Read> =
                 if src.gzip { Box::new(flate2::read::MultiGzDecoder::new(f)) } else { Box::new(f) };
-            let mut rest = Chunker::new(r);
+            let mut rest = Chunker::new(r, delim);
             let mut first = true;
             while let Some((c, _)) = rest.next_chunk().with_context(|| format!("reading {name}"))? {
                 let body = if first {
@@ -451,9 +563,40 @@ mod tests {
 
     #[test]
     fn boundary_respects_quotes() {
-        assert_eq!(last_boundary(b"a,b\nc,d\ne"), Some(8));
-        assert_eq!(last_boundary(b"a,\"x\ny\"\nc,\"d\ne"), Some(8));
-        assert_eq!(last_boundary(b"no newline"), None);
+        assert_eq!(last_boundary(b"a,b\nc,d\ne", b','), Some(8));
+        assert_eq!(last_boundary(b"a,\"x\ny\"\nc,\"d\ne", b','), Some(8));
+        assert_eq!(last_boundary(b"no newline", b','), None);
+        // A stray quote inside an unquoted field does not open a quoted field.
+        assert_eq!(last_boundary(b"a,5\" TV,1\nb,\"x\ny\",2\nc", b','), Some(20));
+        // A doubled quote inside a quoted field stays inside it.
+        assert_eq!(last_boundary(b"a,\"say \"\"hi\n\"\"\",1\nb", b','), Some(18));
+    }
+
+    fn records(data: &[u8], delim: u8) -> Vec<Vec<Vec<u8>>> {
+        let mut rdr = reader_builder(delim).from_reader(data);
+        rdr.byte_records()
+            .map(|r| r.map(|r| r.iter().map(<[u8]>::to_vec).collect()).unwrap_or_default())
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Any split the chunker makes reads back as the same records as the
+        /// whole text: the split never falls inside a record.
+        #[test]
+        fn splits_fall_between_records(
+            text in proptest::collection::vec(
+                proptest::sample::select(b"ab,;\"\n\r ".to_vec()), 0..80),
+            cut in 0usize..80,
+            semicolon: bool,
+        ) {
+            let delim = if semicolon { b';' } else { b',' };
+            let cut = cut.min(text.len());
+            if let Some(b) = last_boundary(&text[..cut], delim) {
+                let mut parts = records(&text[..b], delim);
+                parts.extend(records(&text[b..], delim));
+                proptest::prop_assert_eq!(parts, records(&text, delim));
+            }
+        }
     }
 
     #[test]
@@ -462,7 +605,7 @@ mod tests {
         for i in 0..300_000 {
             text.extend_from_slice(format!("c{i},\"2024-01-01\",\"1\n0\"\n").as_bytes());
         }
-        let mut ch = Chunker::new(&text[..]);
+        let mut ch = Chunker::new(&text[..], b',');
         let mut all = Vec::new();
         let mut n = 0;
         while let Some((c, off)) = ch.next_chunk().unwrap() {

@@ -18,6 +18,10 @@ pub mod columns;
 mod csv_source;
 mod parquet_source;
 
+/// Where the CSV reader may cut text into chunks; public for the fuzzer.
+#[doc(hidden)]
+pub use csv_source::last_boundary as csv_chunk_boundary;
+
 use std::fmt;
 use std::path::PathBuf;
 
@@ -122,6 +126,7 @@ impl Transactions {
 pub enum SkipReason {
     BlankCustomer,
     BadDate,
+    DateOutOfRange,
     BadAmount,
 }
 
@@ -130,6 +135,7 @@ impl fmt::Display for SkipReason {
         f.write_str(match self {
             SkipReason::BlankCustomer => "blank customer id",
             SkipReason::BadDate => "unparseable date",
+            SkipReason::DateOutOfRange => "date outside 1900-2100",
             SkipReason::BadAmount => "unparseable amount",
         })
     }
@@ -139,6 +145,7 @@ impl fmt::Display for SkipReason {
 pub struct Skips {
     pub blank_customer: u64,
     pub bad_date: u64,
+    pub date_out_of_range: u64,
     pub bad_amount: u64,
 }
 
@@ -146,6 +153,7 @@ impl Skips {
     fn add(&mut self, o: &Skips) {
         self.blank_customer += o.blank_customer;
         self.bad_date += o.bad_date;
+        self.date_out_of_range += o.date_out_of_range;
         self.bad_amount += o.bad_amount;
     }
 
@@ -153,18 +161,20 @@ impl Skips {
         match r {
             SkipReason::BlankCustomer => self.blank_customer += 1,
             SkipReason::BadDate => self.bad_date += 1,
+            SkipReason::DateOutOfRange => self.date_out_of_range += 1,
             SkipReason::BadAmount => self.bad_amount += 1,
         }
     }
 
     pub fn total(&self) -> u64 {
-        self.blank_customer + self.bad_date + self.bad_amount
+        self.blank_customer + self.bad_date + self.date_out_of_range + self.bad_amount
     }
 
     pub fn by_reason(&self) -> Vec<(SkipReason, u64)> {
         [
             (SkipReason::BlankCustomer, self.blank_customer),
             (SkipReason::BadDate, self.bad_date),
+            (SkipReason::DateOutOfRange, self.date_out_of_range),
             (SkipReason::BadAmount, self.bad_amount),
         ]
         .into_iter()
@@ -417,7 +427,7 @@ impl RowParser<'_> {
     pub fn date(&self, raw: &[u8], column: usize) -> Result<i32, Bad> {
         let v = trim(raw);
         match self.layout.parse(v) {
-            Some(d) => Ok(d),
+            Some(d) => self.day(d, v, column),
             None if self.skip_invalid => Err(Bad::Skip(SkipReason::BadDate)),
             None => Err(Bad::Fail {
                 column,
@@ -425,10 +435,36 @@ impl RowParser<'_> {
                 problem: if v.is_empty() {
                     "is empty, where a date is expected".into()
                 } else {
-                    format!("is not a date in the {} layout", self.layout)
+                    let family = crate::dates::layout_family(v);
+                    match family {
+                        // A date, but of another family than the column's.
+                        Some(other) if family != self.layout.family() => format!(
+                            "looks like {other}, but the column's dates are {}: the column mixes date layouts",
+                            self.layout
+                        ),
+                        _ => format!("is not a date in the {} layout", self.layout),
+                    }
                 },
                 hint: "fix the value, pass --date-format if the layout is wrong, or --skip-invalid to skip such rows".into(),
             }),
+        }
+    }
+
+    /// Accepts a parsed day number if it lies in the supported range; `raw`
+    /// is the value as written, for the message.
+    #[inline]
+    pub fn day(&self, d: i32, raw: &[u8], column: usize) -> Result<i32, Bad> {
+        if crate::dates::in_supported_range(d) {
+            Ok(d)
+        } else if self.skip_invalid {
+            Err(Bad::Skip(SkipReason::DateOutOfRange))
+        } else {
+            Err(Bad::Fail {
+                column,
+                value: String::from_utf8_lossy(raw).into_owned(),
+                problem: "is outside the dates churn accepts (1900-01-01 to 2100-12-31); such values usually stand for a missing date".into(),
+                hint: "fix the export, or pass --skip-invalid to skip (and count) such rows".into(),
+            })
         }
     }
 

@@ -104,9 +104,9 @@ pub(crate) fn read(
             (None, None) => unreachable!("stdin bytes are read above"),
         })
     };
-    let schema = ParquetReader::new(open()?)
-        .schema()
-        .with_context(|| format!("reading the Parquet schema of {name}"))?;
+    let schema = ParquetReader::new(open()?).schema().with_context(|| {
+        format!("{name} is not a readable Parquet file (truncated, corrupt, or not Parquet)")
+    })?;
     let header: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let mapping = match &plan.mapping {
         None => {
@@ -208,7 +208,10 @@ fn read_piece(
             dt if dt.is_primitive_numeric() => {
                 Numbers::Float(c.cast(&DataType::Float64)?.f64()?.clone())
             }
-            dt => bail!("column '{}' of {name} has type {dt}, which is not a number", header[i]),
+            dt => bail!(
+                "column '{}' of {name} has type {dt}, which is not a number; pass --amount (or --quantity and --price) with numeric columns",
+                header[i]
+            ),
         })
     };
     let amounts = match mapping.amount {
@@ -284,11 +287,26 @@ struct Ctx<'a> {
     hash_rows: bool,
 }
 
+/// A day from a Date or Datetime column, checked against the supported range.
+fn typed_day(p: &RowParser, day: i32, col: usize) -> Result<i32, Bad> {
+    if crate::dates::in_supported_range(day) {
+        Ok(day)
+    } else {
+        p.day(
+            day,
+            crate::dates::Day(day.clamp(-100_000_000, 100_000_000)).to_string().as_bytes(),
+            col,
+        )
+    }
+}
+
 fn number(n: &Numbers, i: usize, col: usize, p: &RowParser) -> Result<f64, Bad> {
     match n {
         Numbers::Float(ca) => match ca.get(i) {
             Some(v) if v.is_finite() => Ok(v),
-            _ => p.number(b"", col),
+            // NaN and infinities are refused with their text in the message.
+            Some(v) => p.number(v.to_string().as_bytes(), col),
+            None => p.number(b"", col),
         },
         Numbers::Text(ca) => p.number(ca.get(i).unwrap_or("").as_bytes(), col),
     }
@@ -308,10 +326,19 @@ fn convert(ctx: &Ctx, start: usize, end: usize) -> (Batch, Option<(usize, Bad)>)
             continue;
         }
         let day = match ctx.dates {
-            Dates::Days(ca) => ca.get(i).map_or_else(|| p.date(b"", m.date), Ok),
-            Dates::Stamps(ca, per_day) => {
-                ca.get(i).map_or_else(|| p.date(b"", m.date), |v| Ok(v.div_euclid(*per_day) as i32))
+            Dates::Days(ca) => {
+                ca.get(i).map_or_else(|| p.date(b"", m.date), |d| typed_day(p, d, m.date))
             }
+            Dates::Stamps(ca, per_day) => ca.get(i).map_or_else(
+                || p.date(b"", m.date),
+                |v| {
+                    typed_day(
+                        p,
+                        v.div_euclid(*per_day).clamp(-100_000_000, 100_000_000) as i32,
+                        m.date,
+                    )
+                },
+            ),
             Dates::Text(ca) => p.date(ca.get(i).unwrap_or("").as_bytes(), m.date),
             Dates::Compact(ca) => {
                 text.clear();

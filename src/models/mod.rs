@@ -65,6 +65,35 @@ pub struct Summary {
     pub monetary_avg: Vec<f64>,
 }
 
+/// The fewest customers a purchase model is fitted to.
+pub const MIN_CUSTOMERS: usize = 10;
+
+/// Why these histories cannot support a purchase model, if they cannot: the
+/// optimizer would otherwise wander to a boundary and report a fit that did
+/// not converge, which tells the user nothing about what is wrong.
+pub fn fit_data_problem(s: &Summary) -> Option<String> {
+    let n = s.len();
+    if n < MIN_CUSTOMERS {
+        return Some(format!(
+            "only {n} customer{} with purchases: too few to fit a purchase model (at least {MIN_CUSTOMERS} are needed, and a few hundred for figures worth acting on)",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    if s.x.iter().all(|&x| x == 0) {
+        return Some(format!(
+            "no customer bought on more than one day (all {n} bought once): the purchase models learn from repeat purchases; use a longer history, or `churn rfm`"
+        ));
+    }
+    let every_day =
+        (0..n).all(|i| s.x[i] as i32 == s.t_x_days[i] && s.t_x_days[i] + 1 == s.t_days[i]);
+    if every_day {
+        return Some(format!(
+            "every one of the {n} customers bought on every day from their first purchase to the as-of date: with no gaps there is no dropout to learn, so the purchase models cannot be fitted"
+        ));
+    }
+    None
+}
+
 impl Summary {
     pub fn len(&self) -> usize {
         self.customer.len()

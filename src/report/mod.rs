@@ -423,7 +423,7 @@ pub fn compute(
             || {
                 let pat = models::patterns(&summary, opts.unit);
                 // Without a model now, earlier periods are not fitted either.
-                if summary.is_empty() || model_error.is_some() {
+                if model_error.is_some() || models::fit_data_problem(&summary).is_some() {
                     return (pat, None, None);
                 }
                 let purchase =
@@ -515,10 +515,10 @@ pub fn compute(
                 }
             }
             (None, _) if k == 0 => {
-                model_error = Some(format!(
+                model_error = Some(models::fit_data_problem(&summary).unwrap_or_else(|| format!(
                     "the purchase model did not converge on the data up to {}; try --penalty 0.001, another --unit, or `churn fit` to see the fit",
                     Day(end)
-                ))
+                )))
             }
             (_, None) if k == 0 => {
                 model_error = Some(format!(
