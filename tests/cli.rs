@@ -1693,23 +1693,22 @@ fn all_purchases_on_one_day() {
 /// A CSV of 1,000,000 rows, one per customer, made once per test run.
 fn million_customers() -> &'static Path {
     static FILE: std::sync::OnceLock<(TempDir, PathBuf)> = std::sync::OnceLock::new();
-    &FILE
-        .get_or_init(|| {
-            let dir = TempDir::new().unwrap();
-            let path = dir.path().join("million.csv");
-            let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-            writeln!(w, "customer_id,date,amount").unwrap();
-            for i in 0..1_000_000u32 {
-                // Days spread over 2023, amounts 0.01..99.99.
-                let (m, d) = (1 + i % 12, 1 + (i / 12) % 28);
-                writeln!(w, "C{i:07},2023-{m:02}-{d:02},{}.{:02}", 1 + i % 100, (i / 100) % 100)
-                    .unwrap();
-            }
-            w.flush().unwrap();
-            (dir, path)
-        })
-        .1
-        .as_path()
+    FILE.get_or_init(|| {
+        let dir = TempDir::new().unwrap();
+        let path = dir.path().join("million.csv");
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        writeln!(w, "customer_id,date,amount").unwrap();
+        for i in 0..1_000_000u32 {
+            // Days spread over 2023, amounts 1.00..100.99.
+            let (m, d) = (1 + i % 12, 1 + (i / 12) % 28);
+            writeln!(w, "C{i:07},2023-{m:02}-{d:02},{}.{:02}", 1 + i % 100, (i / 100) % 100)
+                .unwrap();
+        }
+        w.flush().unwrap();
+        (dir, path)
+    })
+    .1
+    .as_path()
 }
 
 #[test]
