@@ -1011,5 +1011,43 @@ mod tests {
             let spend = spend::expected_spend(&[6.25, 3.74, 15.44], x, 35.0);
             prop_assert!(spend.is_finite() && spend > 0.0);
         }
+
+        /// Whatever parameters a fit returns and whatever the histories, every
+        /// figure of a score row is a finite number in its range: no NaN or
+        /// infinity can reach an output file.
+        #[test]
+        fn every_score_is_finite_for_any_parameters(
+            log_params in proptest::array::uniform4(-6.0f64..6.0),
+            spend_p in 0.1f64..100.0,
+            spend_q in 1.01f64..100.0,
+            log_gamma in -2.0f64..4.0,
+            customers in proptest::collection::vec(
+                (0u32..3000, 0.0f64..1.0, 0i32..4000, 0.0f64..1e6), 1..12),
+            kind in prop_oneof![Just(Kind::BgNbd), Just(Kind::MbgNbd), Just(Kind::Pnbd)],
+            unit in prop_oneof![Just(Unit::Day), Just(Unit::Week), Just(Unit::Month)],
+            horizon_days in prop_oneof![Just(1.0), Just(400.0), 1.0f64..400.0],
+            rate in prop_oneof![Just(0.0), 0.0f64..1.0],
+        ) {
+            let mut s = Summary::default();
+            for (i, &(x, frac, t, m)) in customers.iter().enumerate() {
+                let t_days = t + 1 + x as i32;
+                let t_x_days = if x == 0 { 0 } else { x as i32 + (frac * t as f64) as i32 };
+                s.customer.push(i as u32);
+                s.x.push(x);
+                s.t_x_days.push(t_x_days.min(t_days - 1));
+                s.t_days.push(t_days);
+                s.monetary_avg.push(if x == 0 { 0.0 } else { m });
+            }
+            let pp = log_params.map(|l| 10f64.powf(l));
+            let sp = [spend_p, spend_q, 10f64.powf(log_gamma)];
+            let pat = patterns(&s, unit);
+            let horizon = Horizon::new(horizon_days, rate, unit);
+            for sc in score(&s, &pat, kind, &pp, &sp, horizon) {
+                let all = [sc.p_alive, sc.expected_purchases, sc.p_no_purchase, sc.expected_spend, sc.clv, sc.clv_if_alive];
+                prop_assert!(all.iter().all(|v| v.is_finite() && *v >= 0.0), "{sc:?} {pp:?} {sp:?}");
+                prop_assert!(sc.p_alive <= 1.0 && sc.p_no_purchase <= 1.0 + 1e-12, "{sc:?}");
+                prop_assert!(sc.clv <= sc.clv_if_alive * (1.0 + 1e-12), "{sc:?}");
+            }
+        }
     }
 }

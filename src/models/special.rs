@@ -65,15 +65,24 @@ pub fn log_add_exp(a: f64, b: f64) -> f64 {
 /// c > 0, summed directly. Callers pass parameters after Euler's
 /// transformation so that the terms shrink quickly (see `bgnbd`).
 pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
+    hyp2f1_with_magnitude(a, b, c, z).0
+}
+
+/// [`hyp2f1`] and the largest absolute term of its series. When that term
+/// dwarfs the sum, terms of both signs cancelled and the sum kept only the
+/// digits the ratio leaves (a large negative `a` does this).
+pub fn hyp2f1_with_magnitude(a: f64, b: f64, c: f64, z: f64) -> (f64, f64) {
     if z == 0.0 {
-        return 1.0;
+        return (1.0, 1.0);
     }
-    let mut term = 1.0;
-    let mut sum = 1.0;
+    let mut term = 1.0f64;
+    let mut sum = 1.0f64;
+    let mut largest = 1.0f64;
     for n in 0..200_000 {
         let n = n as f64;
         term *= (a + n) * (b + n) / ((c + n) * (n + 1.0)) * z;
         sum += term;
+        largest = largest.max(term.abs());
         if term.abs() <= 1e-17 * sum.abs() && n > 2.0 {
             break;
         }
@@ -81,7 +90,7 @@ pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
             break;
         }
     }
-    sum
+    (sum, largest)
 }
 
 #[cfg(test)]
