@@ -231,11 +231,37 @@ pub struct OutputArgs {
     /// Output format, overriding the extension.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub output_format: Option<OutputFormat>,
+
+    /// Choose, order and rename the output columns: COL or COL:NAME, separated by
+    /// commas, e.g. --columns 'customer_id:ExternalId,Email,churn_risk:Churn Risk'.
+    #[arg(long, value_name = "SPEC", value_parser = crate::output::ColumnSpec::parse)]
+    pub columns: Option<crate::output::ColumnSpec>,
+
+    /// CSV for spreadsheets: a UTF-8 byte-order mark and CRLF line ends.
+    #[arg(long)]
+    pub excel: bool,
+
+    /// Field separator of CSV output: ',' (default), ';', '|' or '\t'.
+    #[arg(long, value_name = "CHAR", value_parser = parse_output_delimiter)]
+    pub output_delimiter: Option<u8>,
+}
+
+fn parse_output_delimiter(s: &str) -> Result<u8, String> {
+    match parse_delimiter(s)? {
+        d @ (b',' | b';' | b'|' | b'\t') => Ok(d),
+        _ => Err(format!("'{s}' cannot separate fields that hold numbers and dates; use ',', ';', '|' or '\\t'")),
+    }
 }
 
 impl OutputArgs {
     pub fn target(&self) -> OutputTarget {
-        OutputTarget { path: self.output.clone(), format: self.output_format }
+        OutputTarget {
+            path: self.output.clone(),
+            format: self.output_format,
+            columns: self.columns.clone(),
+            excel: self.excel,
+            delimiter: self.output_delimiter,
+        }
     }
 
     /// The output target, checked before any input is read: a known format,
@@ -243,7 +269,7 @@ impl OutputArgs {
     pub fn checked_target(&self, input: &InputArgs) -> Result<OutputTarget> {
         check_outputs(input, &[self.output.as_deref()])?;
         let target = self.target();
-        target.resolved_format()?;
+        crate::output::TextStyle::check(&target)?;
         Ok(target)
     }
 }

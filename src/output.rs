@@ -189,6 +189,72 @@ impl Table {
 pub struct OutputTarget {
     pub path: Option<PathBuf>,
     pub format: Option<OutputFormat>,
+    /// Which columns to write, in what order, under what names.
+    pub columns: Option<ColumnSpec>,
+    /// CSV/TSV for spreadsheets: a UTF-8 byte-order mark and CRLF line ends.
+    pub excel: bool,
+    /// The CSV field separator, instead of ','.
+    pub delimiter: Option<u8>,
+}
+
+/// `--columns`: output columns chosen, ordered and renamed, as
+/// (column, header) pairs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnSpec(pub Vec<(String, String)>);
+
+impl ColumnSpec {
+    /// Parses `COL[:NAME],...`; a part may be double-quoted to hold a comma.
+    pub fn parse(spec: &str) -> Result<ColumnSpec, String> {
+        let mut parts = vec![String::new()];
+        let mut quoted = false;
+        for ch in spec.chars() {
+            match ch {
+                '"' => quoted = !quoted,
+                ',' if !quoted => parts.push(String::new()),
+                _ => parts.last_mut().expect("one part").push(ch),
+            }
+        }
+        if quoted {
+            return Err(format!("unbalanced quote in --columns '{spec}'"));
+        }
+        let mut out = Vec::new();
+        for part in parts {
+            let (col, name) = match part.split_once(':') {
+                Some((c, n)) => (c.trim().to_string(), n.trim().to_string()),
+                None => (part.trim().to_string(), part.trim().to_string()),
+            };
+            if col.is_empty() || name.is_empty() {
+                return Err(format!(
+                    "empty column in --columns '{spec}'; write COL or COL:NAME, separated by commas"
+                ));
+            }
+            out.push((col, name));
+        }
+        Ok(ColumnSpec(out))
+    }
+
+    /// The table's columns picked and renamed; an unknown column is a usage
+    /// error that lists the available ones.
+    pub fn apply(&self, mut table: Table) -> Result<Table> {
+        let mut out = Table::new();
+        for (col, name) in &self.0 {
+            let Some(k) = table.columns.iter().position(|(n, _)| n == col) else {
+                let available: Vec<&str> = table.columns.iter().map(|(n, _)| n.as_str()).collect();
+                bail!(UsageError(format!(
+                    "--columns: no column '{col}'; the available columns are: {}",
+                    available.join(", ")
+                )));
+            };
+            // A column may be written twice under two names.
+            let data = if self.0.iter().filter(|(c, _)| c == col).count() > 1 {
+                table.columns[k].1.clone()
+            } else {
+                std::mem::replace(&mut table.columns[k].1, ColumnData::Bool(Vec::new()))
+            };
+            out.columns.push((name.clone(), data));
+        }
+        Ok(out)
+    }
 }
 
 impl OutputTarget {
@@ -241,6 +307,22 @@ pub fn write_blocks(
     block: impl Fn(Range<usize>) -> Table + Sync,
 ) -> Result<()> {
     let format = target.resolved_format()?;
+    if let Some(spec) = &target.columns {
+        // Checked once here, so that every block below can be projected.
+        spec.apply(block(0..0))?;
+        let projected = |r: Range<usize>| spec.apply(block(r)).expect("columns checked");
+        return write_formatted(target, format, rows, &projected);
+    }
+    write_formatted(target, format, rows, &block)
+}
+
+fn write_formatted(
+    target: &OutputTarget,
+    format: OutputFormat,
+    rows: usize,
+    block: &Blocks,
+) -> Result<()> {
+    let style = TextStyle::of(target, format)?;
     match target.file() {
         None => {
             if format == OutputFormat::Parquet {
@@ -248,11 +330,45 @@ pub fn write_blocks(
             }
             let stdout = io::stdout();
             let mut w = BufWriter::with_capacity(1 << 16, stdout.lock());
-            write_to(format, rows, &block, &mut w).context("writing to stdout")?;
+            write_to(format, style, rows, block, &mut w).context("writing to stdout")?;
             w.flush().context("writing to stdout")?;
             Ok(())
         }
-        Some(path) => atomic_write(path, |w| write_to(format, rows, &block, w)),
+        Some(path) => atomic_write(path, |w| write_to(format, style, rows, block, w)),
+    }
+}
+
+/// How delimited text is laid out.
+#[derive(Clone, Copy, Debug)]
+pub struct TextStyle {
+    delimiter: u8,
+    /// A UTF-8 byte-order mark and CRLF line ends (`--excel`).
+    excel: bool,
+}
+
+impl TextStyle {
+    fn of(target: &OutputTarget, format: OutputFormat) -> Result<TextStyle> {
+        let text = matches!(format, OutputFormat::Csv | OutputFormat::Tsv);
+        if !text && (target.excel || target.delimiter.is_some()) {
+            bail!(UsageError(format!(
+                "--excel and --output-delimiter apply to CSV and TSV output, not {}",
+                format!("{format:?}").to_lowercase()
+            )));
+        }
+        let default = if format == OutputFormat::Tsv { b'\t' } else { b',' };
+        Ok(TextStyle { delimiter: target.delimiter.unwrap_or(default), excel: target.excel })
+    }
+
+    /// Checks the options against the format before any work is done.
+    pub fn check(target: &OutputTarget) -> Result<()> {
+        TextStyle::of(target, target.resolved_format()?).map(|_| ())
+    }
+
+    fn end_line(self, out: &mut Vec<u8>) {
+        if self.excel {
+            out.push(b'\r');
+        }
+        out.push(b'\n');
     }
 }
 
@@ -359,7 +475,13 @@ fn write_and_rename(
     Ok(())
 }
 
-fn write_to(format: OutputFormat, rows: usize, block: &Blocks, w: &mut dyn Write) -> Result<()> {
+fn write_to(
+    format: OutputFormat,
+    style: TextStyle,
+    rows: usize,
+    block: &Blocks,
+    w: &mut dyn Write,
+) -> Result<()> {
     if format == OutputFormat::Parquet {
         return write_parquet(rows, block, w);
     }
@@ -367,17 +489,23 @@ fn write_to(format: OutputFormat, rows: usize, block: &Blocks, w: &mut dyn Write
     let names = head.columns.iter().map(|(n, _)| n.as_str());
     match format {
         OutputFormat::Csv | OutputFormat::Tsv => {
-            let delim = if format == OutputFormat::Csv { b',' } else { b'\t' };
+            let delim = style.delimiter;
             let mut header = Vec::new();
+            if style.excel {
+                header.extend_from_slice(b"\xEF\xBB\xBF");
+            }
             for (k, name) in names.enumerate() {
                 if k > 0 {
                     header.push(delim);
                 }
                 push_field(name, delim, &mut header);
             }
-            header.push(b'\n');
+            style.end_line(&mut header);
             w.write_all(&header)?;
-            write_rows(rows, block, w, |t, i, _, out| push_delimited_row(t, i, delim, out))?;
+            write_rows(rows, block, w, |t, i, _, out| {
+                push_delimited_row(t, i, delim, out);
+                style.end_line(out);
+            })?;
         }
         OutputFormat::Json | OutputFormat::Ndjson => {
             let keys: Vec<String> =
@@ -492,7 +620,6 @@ fn push_delimited_row(table: &Table, i: usize, delim: u8, out: &mut Vec<u8>) {
             None => push_plain(col, i, out),
         }
     }
-    out.push(b'\n');
 }
 
 fn push_json_row(table: &Table, keys: &[String], i: usize, out: &mut Vec<u8>) {
