@@ -246,6 +246,45 @@ pub struct OutputArgs {
     pub output_delimiter: Option<u8>,
 }
 
+/// The recommended-action column of `churn rfm` and `churn score`.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Actions")]
+pub struct ActionArgs {
+    /// Add an `action` column: a recommended retention action for the customer's
+    /// segment (and, in `churn score`, risk band). Also added when --columns names it.
+    #[arg(long)]
+    pub action: bool,
+
+    /// Take the actions from a TOML file instead of the built-in ones (implies
+    /// --action): tables [segment], [high], [medium], [low] mapping segment names
+    /// to actions.
+    #[arg(long, value_name = "FILE")]
+    pub actions: Option<PathBuf>,
+}
+
+impl ActionArgs {
+    /// The actions to write, if the output has an action column.
+    pub fn load(
+        &self,
+        segments: &[String],
+        output: &OutputArgs,
+    ) -> Result<Option<crate::actions::Actions>> {
+        use anyhow::Context;
+        let named = output.columns.as_ref().is_some_and(|c| c.0.iter().any(|(col, _)| col == "action"));
+        if !(self.action || self.actions.is_some() || named) {
+            return Ok(None);
+        }
+        let Some(path) = &self.actions else {
+            return Ok(Some(crate::actions::Actions::default()));
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the actions file {}", path.display()))?;
+        let actions = crate::actions::Actions::from_toml(&text, segments)
+            .map_err(|e| UsageError(format!("in actions file {}: {e}", path.display())))?;
+        Ok(Some(actions))
+    }
+}
+
 fn parse_output_delimiter(s: &str) -> Result<u8, String> {
     match parse_delimiter(s)? {
         d @ (b',' | b';' | b'|' | b'\t') => Ok(d),

@@ -5,6 +5,7 @@
 //! results as plain data, and `output` writes them. Only `cli` and `cmd` know
 //! about the command line.
 
+pub mod actions;
 pub mod backtest;
 pub mod chart;
 pub mod cli;

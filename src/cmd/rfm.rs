@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::cli::{InputArgs, OutputArgs};
+use crate::actions::Actions;
+use crate::cli::{ActionArgs, InputArgs, OutputArgs};
 use rayon::prelude::*;
 
 use crate::input::{self, CustomerIds};
@@ -34,6 +35,9 @@ pub struct Args {
     #[command(flatten)]
     pub output: OutputArgs,
 
+    #[command(flatten)]
+    pub actions: ActionArgs,
+
     /// Number of score bins N (2-99); scores run 1..N.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..100), help_heading = "RFM")]
     pub bins: u32,
@@ -54,6 +58,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         Some(p) => Segments::from_file(p, args.bins)?,
         None => Segments::default(),
     };
+    let actions = args.actions.load(&segments.names(), &args.output)?;
     let opts = RfmOptions { bins: args.bins, monetary: args.monetary, segments };
     let (mut tx, report) = args.input.load(progress)?;
     let spinner = progress.spinner("computing RFM");
@@ -73,7 +78,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     progress.stage("rfm");
     progress.note(&format!("{}; as of {}", report.summary(rows.len()), input::day_string(as_of)));
     let spinner = progress.spinner("writing");
-    let table = table(rows, &ids, &opts);
+    let table = table(rows, &ids, &opts, actions.as_ref());
     progress.stage("table");
     output::write_table(&table, &target)?;
     spinner.finish_and_clear();
@@ -82,7 +87,12 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
 }
 
 /// The RFM rows as an output table, built column by column in parallel.
-pub fn table(rows: Vec<CustomerRfm>, ids: &CustomerIds, opts: &RfmOptions) -> Table {
+pub fn table(
+    rows: Vec<CustomerRfm>,
+    ids: &CustomerIds,
+    opts: &RfmOptions,
+    actions: Option<&Actions>,
+) -> Table {
     let bins = opts.bins;
     let ids = output::par_strings(&rows, |r, out| out.push_str(&ids.get(r.customer)));
     let scores = output::par_strings(&rows, |r, out| {
@@ -101,8 +111,16 @@ pub fn table(rows: Vec<CustomerRfm>, ids: &CustomerIds, opts: &RfmOptions) -> Ta
     t.push("f_score", score(|r| r.f_score));
     t.push("m_score", score(|r| r.m_score));
     t.push("rfm_score", ColumnData::Str(scores));
-    let segments = rows.par_iter().map(|r| r.segment).collect();
+    let segments: Vec<u16> = rows.par_iter().map(|r| r.segment).collect();
     drop(rows);
-    t.push("segment", ColumnData::Cat { labels: opts.segments.names(), codes: segments });
+    let names = opts.segments.names();
+    let action = actions.map(|a| {
+        let labels = names.iter().map(|n| a.action(n, None).to_string()).collect();
+        ColumnData::Cat { labels, codes: segments.clone() }
+    });
+    t.push("segment", ColumnData::Cat { labels: names, codes: segments });
+    if let Some(column) = action {
+        t.push("action", column);
+    }
     t
 }

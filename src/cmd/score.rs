@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
-use crate::cli::{InputArgs, OutputArgs};
+use crate::cli::{ActionArgs, InputArgs, OutputArgs};
 use crate::input;
 use crate::models::{self, FittedModel, ModelName, Unit};
+use crate::actions::Band;
 use crate::output::{self, ColumnData, Table};
 use crate::progress::Progress;
 use crate::rfm::{self, RfmOptions};
@@ -63,6 +64,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub actions: ActionArgs,
 
     /// Purchase model to fit (ignored for what --model-file provides).
     #[arg(long, value_enum, default_value_t = ScoreModel::Bgnbd, help_heading = "Model")]
@@ -144,6 +148,7 @@ fn load_model(path: &PathBuf) -> Result<FittedModel> {
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let target = args.output.checked_target(&args.input)?;
+    let actions = args.actions.load(&RfmOptions::default().segments.names(), &args.output)?;
     if args.discount_rate.is_nan() || args.discount_rate <= -1.0 {
         bail!(UsageError("--discount-rate must be above -1".into()));
     }
@@ -278,6 +283,16 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         r if r >= medium => 1,
         _ => 2,
     };
+    // The action of each (segment, band): label segment * 3 + band.
+    let action_labels: Vec<String> = actions
+        .iter()
+        .flat_map(|a| {
+            labels.iter().flat_map(move |segment| {
+                [Band::High, Band::Medium, Band::Low]
+                    .map(|b| a.action(segment, Some(b)).to_string())
+            })
+        })
+        .collect();
     // The list is built block by block while it is written: the rows are in
     // score order, so every lookup is a cache miss, and gathering blocks on
     // all cores without a full copy of the list is both faster and leaner.
@@ -320,6 +335,18 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
                     .collect(),
             },
         );
+        if !action_labels.is_empty() {
+            let ColumnData::Cat { codes: segments, .. } = &t.columns.last().expect("segment").1
+            else {
+                unreachable!("segment is categorical")
+            };
+            let codes = segments
+                .iter()
+                .zip(order)
+                .map(|(&s, &i)| s * 3 + band(i))
+                .collect();
+            t.push("action", ColumnData::Cat { labels: action_labels.clone(), codes });
+        }
         t
     };
     output::write_blocks(&target, order.len(), block)?;
