@@ -159,7 +159,9 @@ mod tests {
     #[test]
     fn bands_override_segments_and_files_replace_defaults() {
         let a = Actions::default();
-        assert!(a.action("Can't Lose Them", Some(Band::High)).starts_with("priority personal call"));
+        assert!(a
+            .action("Can't Lose Them", Some(Band::High))
+            .starts_with("priority personal call"));
         assert!(a.action("Can't Lose Them", Some(Band::Low)).starts_with("personal outreach"));
         assert_eq!(a.action("Others", None), FALLBACK);
         let f = Actions::from_toml(

@@ -215,6 +215,7 @@ impl InputArgs {
             },
             as_of: self.as_of,
             count_duplicates: false,
+            keep: Vec::new(),
         }
     }
 }
@@ -246,10 +247,17 @@ pub struct OutputArgs {
     pub output_delimiter: Option<u8>,
 }
 
-/// The recommended-action column of `churn rfm` and `churn score`.
+/// What a customer list (`churn rfm`, `churn score`) carries besides its
+/// figures: columns of the export, and a recommended action.
 #[derive(Args, Debug, Clone, Default)]
-#[command(next_help_heading = "Actions")]
-pub struct ActionArgs {
+#[command(next_help_heading = "Customer list")]
+pub struct ListArgs {
+    /// Carry columns of the export into the output, one value per customer: the
+    /// value on their latest transaction where it is not empty (a later line wins
+    /// a tie), e.g. --keep Email,Country,'Customer Name'.
+    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
+    pub keep: Vec<String>,
+
     /// Add an `action` column: a recommended retention action for the customer's
     /// segment (and, in `churn score`, risk band). Also added when --columns names it.
     #[arg(long)]
@@ -262,15 +270,16 @@ pub struct ActionArgs {
     pub actions: Option<PathBuf>,
 }
 
-impl ActionArgs {
+impl ListArgs {
     /// The actions to write, if the output has an action column.
-    pub fn load(
+    pub fn actions(
         &self,
         segments: &[String],
         output: &OutputArgs,
     ) -> Result<Option<crate::actions::Actions>> {
         use anyhow::Context;
-        let named = output.columns.as_ref().is_some_and(|c| c.0.iter().any(|(col, _)| col == "action"));
+        let named =
+            output.columns.as_ref().is_some_and(|c| c.0.iter().any(|(col, _)| col == "action"));
         if !(self.action || self.actions.is_some() || named) {
             return Ok(None);
         }
@@ -288,7 +297,9 @@ impl ActionArgs {
 fn parse_output_delimiter(s: &str) -> Result<u8, String> {
     match parse_delimiter(s)? {
         d @ (b',' | b';' | b'|' | b'\t') => Ok(d),
-        _ => Err(format!("'{s}' cannot separate fields that hold numbers and dates; use ',', ';', '|' or '\\t'")),
+        _ => Err(format!(
+            "'{s}' cannot separate fields that hold numbers and dates; use ',', ';', '|' or '\\t'"
+        )),
     }
 }
 
@@ -320,7 +331,18 @@ impl InputArgs {
         &self,
         progress: &Progress,
     ) -> Result<(crate::input::Transactions, crate::input::LoadReport)> {
-        let (tx, report) = crate::input::load(&self.load_options(), progress)?;
+        self.load_keeping(&[], progress)
+    }
+
+    /// [`InputArgs::load`], carrying the latest value of the `keep` columns
+    /// per customer.
+    pub fn load_keeping(
+        &self,
+        keep: &[String],
+        progress: &Progress,
+    ) -> Result<(crate::input::Transactions, crate::input::LoadReport)> {
+        let opts = LoadOptions { keep: keep.to_vec(), ..self.load_options() };
+        let (tx, report) = crate::input::load(&opts, progress)?;
         progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
         crate::release_freed_memory();
         progress.stage("load");

@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod backtest;
+pub mod changes;
 pub mod chart;
 pub mod cli;
 pub mod cmd;

@@ -140,6 +140,54 @@ impl ColumnData {
         self.len() == 0
     }
 
+    /// This column followed by `m` missing values: empty in delimited text,
+    /// null in JSON and Parquet. Integer columns become floats for it (their
+    /// text is the same), dates and flags become text.
+    pub fn with_missing(self, m: usize) -> ColumnData {
+        let floats = |v: Vec<f64>| {
+            let mut v = v;
+            v.resize(v.len() + m, f64::NAN);
+            ColumnData::Float(v)
+        };
+        match self {
+            ColumnData::Str(mut v) => {
+                for _ in 0..m {
+                    v.push("");
+                }
+                ColumnData::Str(v)
+            }
+            ColumnData::Cat { mut labels, mut codes } => {
+                let empty = match labels.iter().position(|l| l.is_empty()) {
+                    Some(k) => k,
+                    None => {
+                        labels.push(String::new());
+                        labels.len() - 1
+                    }
+                };
+                codes.resize(codes.len() + m, empty as u16);
+                ColumnData::Cat { labels, codes }
+            }
+            ColumnData::Int(v) => floats(v.into_iter().map(|x| x as f64).collect()),
+            ColumnData::I32(v) => floats(v.into_iter().map(f64::from).collect()),
+            ColumnData::U8(v) => floats(v.into_iter().map(f64::from).collect()),
+            ColumnData::Float(v) => floats(v),
+            ColumnData::Date(v) => {
+                let mut s = Strings::with_capacity(v.len() + m, v.len() * 10);
+                for d in v {
+                    s.push(&Day(d).to_string());
+                }
+                ColumnData::Str(s).with_missing(m)
+            }
+            ColumnData::Bool(v) => {
+                let mut s = Strings::with_capacity(v.len() + m, v.len() * 5);
+                for b in v {
+                    s.push(if b { "true" } else { "false" });
+                }
+                ColumnData::Str(s).with_missing(m)
+            }
+        }
+    }
+
     fn slice(&self, r: Range<usize>) -> ColumnData {
         match self {
             ColumnData::Str(v) => ColumnData::Str(v.slice(r)),

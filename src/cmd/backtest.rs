@@ -281,6 +281,7 @@ fn rows_until(tx: &Transactions, last: i32) -> Transactions {
         order: tx.order.as_ref().map(|o| keep.iter().map(|&r| o[r]).collect()),
         ids: tx.ids.clone(),
         as_of: last,
+        kept: Vec::new(),
     }
 }
 

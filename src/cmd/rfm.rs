@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::actions::Actions;
-use crate::cli::{ActionArgs, InputArgs, OutputArgs};
+use crate::cli::{InputArgs, ListArgs, OutputArgs};
 use rayon::prelude::*;
 
 use crate::input::{self, CustomerIds};
@@ -36,7 +36,7 @@ pub struct Args {
     pub output: OutputArgs,
 
     #[command(flatten)]
-    pub actions: ActionArgs,
+    pub list: ListArgs,
 
     /// Number of score bins N (2-99); scores run 1..N.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..100), help_heading = "RFM")]
@@ -58,13 +58,13 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         Some(p) => Segments::from_file(p, args.bins)?,
         None => Segments::default(),
     };
-    let actions = args.actions.load(&segments.names(), &args.output)?;
+    let actions = args.list.actions(&segments.names(), &args.output)?;
     let opts = RfmOptions { bins: args.bins, monetary: args.monetary, segments };
-    let (mut tx, report) = args.input.load(progress)?;
+    let (mut tx, report) = args.input.load_keeping(&args.list.keep, progress)?;
     let spinner = progress.spinner("computing RFM");
     let aggregates = rfm::aggregate(&tx);
     // Only the ids are needed from here on: free the transactions first.
-    let (ids, as_of) = (std::mem::take(&mut tx.ids), tx.as_of);
+    let (ids, as_of, kept) = (std::mem::take(&mut tx.ids), tx.as_of, std::mem::take(&mut tx.kept));
     drop(tx);
     crate::release_freed_memory();
     let rows = rfm::score(aggregates, &ids, as_of, &opts);
@@ -78,7 +78,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     progress.stage("rfm");
     progress.note(&format!("{}; as of {}", report.summary(rows.len()), input::day_string(as_of)));
     let spinner = progress.spinner("writing");
-    let table = table(rows, &ids, &opts, actions.as_ref());
+    let table = table(rows, &ids, &kept, &opts, actions.as_ref());
     progress.stage("table");
     output::write_table(&table, &target)?;
     spinner.finish_and_clear();
@@ -90,6 +90,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
 pub fn table(
     rows: Vec<CustomerRfm>,
     ids: &CustomerIds,
+    kept: &[(String, CustomerIds)],
     opts: &RfmOptions,
     actions: Option<&Actions>,
 ) -> Table {
@@ -102,6 +103,10 @@ pub fn table(
     let score = |f: fn(&CustomerRfm) -> u8| ColumnData::U8(rows.par_iter().map(f).collect());
     let mut t = Table::new();
     t.push("customer_id", ColumnData::Str(ids));
+    for (name, values) in kept {
+        let column = output::par_strings(&rows, |r, out| out.push_str(&values.get(r.customer)));
+        t.push(name, ColumnData::Str(column));
+    }
     t.push("first_purchase", ColumnData::Date(rows.par_iter().map(|r| r.first_purchase).collect()));
     t.push("last_purchase", ColumnData::Date(rows.par_iter().map(|r| r.last_purchase).collect()));
     t.push("recency_days", int(|r| r.recency_days));

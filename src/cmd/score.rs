@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
-use crate::cli::{ActionArgs, InputArgs, OutputArgs};
+use crate::actions::Band;
+use crate::changes;
+use crate::cli::{InputArgs, ListArgs, OutputArgs};
 use crate::input;
 use crate::models::{self, FittedModel, ModelName, Unit};
-use crate::actions::Band;
 use crate::output::{self, ColumnData, Table};
 use crate::progress::Progress;
 use crate::rfm::{self, RfmOptions};
@@ -66,7 +67,14 @@ pub struct Args {
     pub output: OutputArgs,
 
     #[command(flatten)]
-    pub actions: ActionArgs,
+    pub list: ListArgs,
+
+    /// Write only what changed since PREVIOUS (an earlier output of `churn score`,
+    /// CSV, with the same --columns): customers who are new, whose risk band or
+    /// segment changed, or who left the list, with a `change` column (new,
+    /// band_up, band_down, segment_changed, gone).
+    #[arg(long, value_name = "PREVIOUS", help_heading = "Customer list")]
+    pub changes_since: Option<PathBuf>,
 
     /// Purchase model to fit (ignored for what --model-file provides).
     #[arg(long, value_enum, default_value_t = ScoreModel::Bgnbd, help_heading = "Model")]
@@ -139,6 +147,43 @@ fn parse_bands(s: &str) -> Result<(f64, f64), String> {
     }
 }
 
+/// The band and segment of each customer of a previous `churn score` list,
+/// found under the names the same --columns gives them.
+fn read_previous(
+    path: &PathBuf,
+    columns: Option<&output::ColumnSpec>,
+) -> Result<changes::Previous> {
+    let name_of = |col: &str| -> String {
+        columns
+            .and_then(|spec| spec.0.iter().find(|(c, _)| c == col))
+            .map_or_else(|| col.to_string(), |(_, n)| n.clone())
+    };
+    let mut rdr = csv::Reader::from_path(path)
+        .with_context(|| format!("--changes-since: cannot read {}", path.display()))?;
+    let header = rdr.headers().with_context(|| format!("reading {}", path.display()))?.clone();
+    let find = |col: &str| -> Result<usize> {
+        let want = name_of(col);
+        header.iter().position(|h| h.trim_start_matches('\u{feff}') == want).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--changes-since: {} has no column '{want}'; it must be an earlier output of `churn score` written with the same --columns (its columns are: {})",
+                path.display(),
+                header.iter().collect::<Vec<_>>().join(", ")
+            )
+        })
+    };
+    let (id, band, segment) = (find("customer_id")?, find("risk_band")?, find("segment")?);
+    let mut previous = changes::Previous::default();
+    for (k, rec) in rdr.records().enumerate() {
+        let rec = rec.with_context(|| format!("reading {} (record {})", path.display(), k + 2))?;
+        let field = |i: usize| rec.get(i).unwrap_or("").to_string();
+        if field(id).is_empty() {
+            continue;
+        }
+        previous.push(field(id), changes::Was { band: field(band), segment: field(segment) });
+    }
+    Ok(previous)
+}
+
 fn load_model(path: &PathBuf) -> Result<FittedModel> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read model file {}", path.display()))?;
@@ -147,8 +192,18 @@ fn load_model(path: &PathBuf) -> Result<FittedModel> {
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
-    let target = args.output.checked_target(&args.input)?;
-    let actions = args.actions.load(&RfmOptions::default().segments.names(), &args.output)?;
+    let mut target = args.output.checked_target(&args.input)?;
+    if let (Some(_), Some(spec)) = (&args.changes_since, &mut target.columns) {
+        // A delta without its change column would be ambiguous.
+        if !spec.0.iter().any(|(c, _)| c == "change") {
+            spec.0.push(("change".into(), "change".into()));
+        }
+    }
+    let previous = match &args.changes_since {
+        Some(path) => Some(read_previous(path, args.output.columns.as_ref())?),
+        None => None,
+    };
+    let actions = args.list.actions(&RfmOptions::default().segments.names(), &args.output)?;
     if args.discount_rate.is_nan() || args.discount_rate <= -1.0 {
         bail!(UsageError("--discount-rate must be above -1".into()));
     }
@@ -162,10 +217,10 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         }
         *slot = Some(m);
     }
-    let (mut tx, report) = args.input.load(progress)?;
+    let (mut tx, report) = args.input.load_keeping(&args.list.keep, progress)?;
     let (aggregates, summary) = models::histories(&tx);
     // From here on only the ids and the as-of date are needed: free the rows.
-    let (ids, as_of) = (std::mem::take(&mut tx.ids), tx.as_of);
+    let (ids, as_of, kept) = (std::mem::take(&mut tx.ids), tx.as_of, std::mem::take(&mut tx.kept));
     drop(tx);
     crate::release_freed_memory();
     progress.stage("summary");
@@ -283,6 +338,33 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         r if r >= medium => 1,
         _ => 2,
     };
+    // With --changes-since, only the changed customers, then those gone.
+    let band_names = ["high", "medium", "low"];
+    let segment_label = |i: usize| match segment_of[summary.customer[i] as usize] {
+        u16::MAX => unknown,
+        s => s,
+    };
+    let (order, change, gone) = match &previous {
+        None => (order, Vec::new(), Vec::new()),
+        Some(prev) => {
+            let mut listed = std::collections::HashSet::with_capacity(order.len());
+            let (mut rows, mut change) = (Vec::new(), Vec::new());
+            for &i in &order {
+                let id = ids.get(summary.customer[i]);
+                let was = prev.by_id.get(id.as_ref());
+                let now = (band_names[band(i) as usize], &labels[segment_label(i) as usize]);
+                if let Some(c) = changes::classify(was, now.0, now.1) {
+                    rows.push(i);
+                    change.push(c);
+                }
+                listed.insert(id.into_owned());
+            }
+            let gone: Vec<&str> =
+                prev.order.iter().filter(|id| !listed.contains(*id)).map(String::as_str).collect();
+            change.extend(std::iter::repeat_n(changes::Change::Gone, gone.len()));
+            (rows, change, gone)
+        }
+    };
     // The action of each (segment, band): label segment * 3 + band.
     let action_labels: Vec<String> = actions
         .iter()
@@ -296,7 +378,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     // The list is built block by block while it is written: the rows are in
     // score order, so every lookup is a cache miss, and gathering blocks on
     // all cores without a full copy of the list is both faster and leaner.
-    let block = |r: std::ops::Range<usize>| -> Table {
+    let current_block = |r: std::ops::Range<usize>| -> Table {
         let order = &order[r];
         let f = |g: &dyn Fn(usize) -> f64| ColumnData::Float(order.iter().map(|&i| g(i)).collect());
         let mut t = Table::new();
@@ -304,6 +386,10 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             "customer_id",
             ColumnData::Str(order.iter().map(|&i| ids.get(summary.customer[i])).collect()),
         );
+        for (name, values) in &kept {
+            let column = order.iter().map(|&i| values.get(summary.customer[i])).collect();
+            t.push(name, ColumnData::Str(column));
+        }
         t.push("frequency", ColumnData::I32(order.iter().map(|&i| summary.x[i] as i32).collect()));
         t.push("recency", f(&|i| summary.t_x_days[i] as f64 / unit.days()));
         t.push("T", f(&|i| summary.t_days[i] as f64 / unit.days()));
@@ -326,13 +412,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             "segment",
             ColumnData::Cat {
                 labels: labels.clone(),
-                codes: order
-                    .iter()
-                    .map(|&i| match segment_of[summary.customer[i] as usize] {
-                        u16::MAX => unknown,
-                        s => s,
-                    })
-                    .collect(),
+                codes: order.iter().map(|&i| segment_label(i)).collect(),
             },
         );
         if !action_labels.is_empty() {
@@ -340,16 +420,43 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             else {
                 unreachable!("segment is categorical")
             };
-            let codes = segments
-                .iter()
-                .zip(order)
-                .map(|(&s, &i)| s * 3 + band(i))
-                .collect();
+            let codes = segments.iter().zip(order).map(|(&s, &i)| s * 3 + band(i)).collect();
             t.push("action", ColumnData::Cat { labels: action_labels.clone(), codes });
         }
         t
     };
-    output::write_blocks(&target, order.len(), block)?;
+    // Rows past the current list are customers gone since the previous one.
+    let block = |r: std::ops::Range<usize>| -> Table {
+        if previous.is_none() {
+            return current_block(r);
+        }
+        let current = r.start.min(order.len())..r.end.min(order.len());
+        let gone_ids =
+            &gone[r.start.max(order.len()) - order.len()..r.end.max(order.len()) - order.len()];
+        let mut t = current_block(current.clone());
+        if !gone_ids.is_empty() {
+            for (name, column) in &mut t.columns {
+                let data = std::mem::replace(column, ColumnData::Bool(Vec::new()));
+                *column = if name == "customer_id" {
+                    let ColumnData::Str(mut ids) = data else { unreachable!("ids are text") };
+                    for id in gone_ids {
+                        ids.push(id);
+                    }
+                    ColumnData::Str(ids)
+                } else {
+                    data.with_missing(gone_ids.len())
+                };
+            }
+        }
+        let labels = changes::Change::ALL.iter().map(|c| c.name().to_string()).collect();
+        let codes = change[r]
+            .iter()
+            .map(|c| changes::Change::ALL.iter().position(|a| a == c).expect("listed") as u16)
+            .collect();
+        t.columns.insert(1, ("change".to_string(), ColumnData::Cat { labels, codes }));
+        t
+    };
+    output::write_blocks(&target, order.len() + gone.len(), block)?;
     progress.stage("write");
     Ok(())
 }

@@ -34,6 +34,8 @@ pub struct Mapping {
     pub date: usize,
     pub amount: AmountColumns,
     pub order: Option<usize>,
+    /// Columns carried into the output (`--keep`), in the order asked for.
+    pub keep: Vec<usize>,
     /// The header the indices refer to.
     pub header: Vec<String>,
 }
@@ -50,7 +52,29 @@ impl Mapping {
             }
         }
         v.extend(self.order);
+        v.extend(self.keep.iter().copied().filter(|k| !v.contains(k)).collect::<Vec<_>>());
         v
+    }
+
+    /// Adds the `--keep` columns, found by exact name, else ignoring case.
+    pub fn with_keep(mut self, names: &[String], file: &str) -> Result<Mapping, String> {
+        self.keep = names
+            .iter()
+            .map(|name| {
+                let header = &self.header;
+                header
+                    .iter()
+                    .position(|h| h == name)
+                    .or_else(|| header.iter().position(|h| h.eq_ignore_ascii_case(name)))
+                    .ok_or_else(|| {
+                        format!(
+                            "--keep: {file} has no column '{name}'; its columns are: {}",
+                            list(header)
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self)
     }
 
     pub fn name(&self, i: usize) -> &str {
@@ -78,6 +102,7 @@ impl Mapping {
                 }
             },
             order: self.order.map(find).transpose()?,
+            keep: self.keep.iter().map(|&k| find(k)).collect::<Result<_, _>>()?,
             header: header.to_vec(),
         })
     }
@@ -262,7 +287,8 @@ pub fn resolve(header: &[String], flags: &ColumnFlags, file: &str) -> Result<Map
     };
     let order = pick(&flags.order, "--order", "order", ORDER, false)?;
 
-    let mapping = Mapping { customer, date, amount, order, header: header.to_vec() };
+    let mapping =
+        Mapping { customer, date, amount, order, keep: Vec::new(), header: header.to_vec() };
     let used = mapping.used();
     for (k, &i) in used.iter().enumerate() {
         if used[..k].contains(&i) {

@@ -278,6 +278,7 @@ pub(crate) fn read(
                     None => anyhow::Error::msg(e),
                 }
             })?;
+            let m = m.with_keep(&opts.keep, &name).map_err(anyhow::Error::msg)?;
             plan.mapping = Some(m.clone());
             m
         }
@@ -452,6 +453,9 @@ fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx) -> ChunkOut {
                 b.push_key(cust);
                 b.day.push(day);
                 b.amount.push(amount);
+                for &k in &m.keep {
+                    b.push_kept(trim(&rec[k]));
+                }
                 if let Some(o) = m.order {
                     let id = trim(&rec[o]);
                     let h = if id.is_empty() {

@@ -63,6 +63,9 @@ pub struct LoadOptions {
     pub as_of: Option<i32>,
     /// Hash whole rows to count exact duplicates (for `churn inspect`).
     pub count_duplicates: bool,
+    /// Columns whose latest non-empty value per customer is carried into
+    /// the output (`--keep`).
+    pub keep: Vec<String>,
 }
 
 /// The interned customer ids, indexed by code.
@@ -109,6 +112,9 @@ pub struct Transactions {
     pub ids: CustomerIds,
     /// The analysis date (inclusive), as a day number.
     pub as_of: i32,
+    /// The `--keep` columns: per customer code, the value of the latest
+    /// transaction (on or before the as-of date) where it is not empty.
+    pub kept: Vec<(String, CustomerIds)>,
 }
 
 impl Transactions {
@@ -363,6 +369,9 @@ pub(crate) struct Batch {
     /// Data rows seen (kept or skipped).
     pub rows: u64,
     pub skipped: Skips,
+    /// `--keep` values, one per kept column per row, trimmed.
+    pub kept_bytes: Vec<u8>,
+    pub kept_ends: Vec<u32>,
 }
 
 impl Batch {
@@ -383,6 +392,11 @@ impl Batch {
         self.key_bytes.extend_from_slice(key);
         self.key_ends.push(self.key_bytes.len() as u32);
         self.key_hash.push(hash_bytes(key));
+    }
+
+    pub fn push_kept(&mut self, value: &[u8]) {
+        self.kept_bytes.extend_from_slice(value);
+        self.kept_ends.push(self.kept_bytes.len() as u32);
     }
 
     fn key(&self, i: usize) -> &[u8] {
@@ -564,6 +578,8 @@ struct Builder {
     tx: Transactions,
     row_hash: Vec<u64>,
     skipped: Skips,
+    /// `--keep` values of every row, row-major.
+    kept: CustomerIds,
 }
 
 impl Builder {
@@ -573,6 +589,7 @@ impl Builder {
             tx: Transactions::default(),
             row_hash: Vec::new(),
             skipped: Skips::default(),
+            kept: CustomerIds::default(),
         }
     }
 
@@ -623,12 +640,15 @@ impl Builder {
             }
             self.row_hash.extend_from_slice(&b.row_hash);
             self.skipped.add(&b.skipped);
+            let offset = self.kept.bytes.len();
+            self.kept.bytes.extend_from_slice(&b.kept_bytes);
+            self.kept.ends.extend(b.kept_ends.iter().map(|&e| e as usize + offset));
         }
         debug_assert!(self.tx.order.as_ref().is_none_or(|o| o.len() == self.tx.customer.len()));
     }
 
     /// Dense customer codes: shard by shard, first-seen order within a shard.
-    fn finish(mut self) -> (Transactions, Vec<u64>, Skips) {
+    fn finish(mut self) -> (Transactions, Vec<u64>, Skips, CustomerIds) {
         use rayon::prelude::*;
         // Drop the hash tables before joining the ids, to keep the peak down.
         let parts: Vec<CustomerIds> = self.shards.into_iter().map(|s| s.ids).collect();
@@ -647,7 +667,7 @@ impl Builder {
             *c = base[(*c as usize) & (SHARDS - 1)] + (*c >> SHARD_BITS);
         });
         self.tx.ids = ids;
-        (self.tx, self.row_hash, self.skipped)
+        (self.tx, self.row_hash, self.skipped, self.kept)
     }
 }
 
@@ -711,6 +731,43 @@ pub(crate) struct Plan {
     pub layout: Option<DateLayout>,
 }
 
+/// Per kept column, each customer's value on their latest transaction on or
+/// before the as-of date where it is not empty (a later line wins a tie of
+/// days). `values` holds every row's values, row-major.
+fn latest_values(
+    tx: &Transactions,
+    values: &CustomerIds,
+    names: &[String],
+) -> Vec<(String, CustomerIds)> {
+    let k = names.len();
+    debug_assert_eq!(values.len(), tx.len() * k);
+    names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let mut best = vec![u32::MAX; tx.ids.len()];
+            for (row, (&c, &day)) in tx.customer.iter().zip(&tx.day).enumerate() {
+                let b = &mut best[c as usize];
+                if day <= tx.as_of
+                    && !values.get_bytes((row * k + j) as u32).is_empty()
+                    && (*b == u32::MAX || day >= tx.day[*b as usize])
+                {
+                    *b = row as u32;
+                }
+            }
+            let mut column = CustomerIds::default();
+            for b in best {
+                column.push(if b == u32::MAX {
+                    b""
+                } else {
+                    values.get_bytes(b * k as u32 + j as u32)
+                });
+            }
+            (name.clone(), column)
+        })
+        .collect()
+}
+
 /// Reads all inputs, applies the as-of date and the returns policy.
 pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, LoadReport)> {
     if let Some(f) = &opts.date_format {
@@ -746,7 +803,7 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
     let mapping = plan.mapping.expect("mapping is set once a file has rows");
     report.mapping = mapping.to_string();
     report.date_layout = plan.layout.map(|l| l.to_string()).unwrap_or_default();
-    let (mut tx, mut h, skipped) = builder.finish();
+    let (mut tx, mut h, skipped, kept) = builder.finish();
     report.skipped = skipped;
     if opts.count_duplicates {
         rayon::slice::ParallelSliceMut::par_sort_unstable(&mut h[..]);
@@ -777,6 +834,12 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
         }
     };
     tx.as_of = as_of;
+    if !opts.keep.is_empty() {
+        // Named as in the file, whatever the case of the flag.
+        let names: Vec<String> = mapping.keep.iter().map(|&k| mapping.header[k].clone()).collect();
+        tx.kept = latest_values(&tx, &kept, &names);
+    }
+    drop(kept);
     let drop_returns = opts.returns == ReturnsPolicy::Drop;
     let (after, dropped) = retain_rows(&mut tx, |day, amount| {
         if day > as_of {

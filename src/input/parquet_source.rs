@@ -111,6 +111,7 @@ pub(crate) fn read(
     let mapping = match &plan.mapping {
         None => {
             let m = columns::resolve(&header, &opts.columns, &name).map_err(anyhow::Error::msg)?;
+            let m = m.with_keep(&opts.keep, &name).map_err(anyhow::Error::msg)?;
             plan.mapping = Some(m.clone());
             m
         }
@@ -221,6 +222,8 @@ fn read_piece(
         }
     };
     let orders = mapping.order.map(|o| col(o).and_then(Ids::of)).transpose()?;
+    let kept =
+        mapping.keep.iter().map(|&k| col(k).and_then(Ids::of)).collect::<Result<Vec<_>>>()?;
 
     let parser = RowParser { layout: &layout, skip_invalid: opts.skip_invalid };
     let ctx = Ctx {
@@ -230,6 +233,7 @@ fn read_piece(
         dates: &dates,
         amounts: &amounts,
         orders: orders.as_ref(),
+        kept: &kept,
         parser: &parser,
         hash_rows: opts.count_duplicates,
     };
@@ -283,6 +287,7 @@ struct Ctx<'a> {
     dates: &'a Dates<'a>,
     amounts: &'a (Numbers<'a>, Option<Numbers<'a>>),
     orders: Option<&'a Ids<'a>>,
+    kept: &'a [Ids<'a>],
     parser: &'a RowParser<'a>,
     hash_rows: bool,
 }
@@ -364,6 +369,9 @@ fn convert(ctx: &Ctx, start: usize, end: usize) -> (Batch, Option<(usize, Bad)>)
                 b.push_key(cust.as_bytes());
                 b.day.push(d);
                 b.amount.push(a);
+                for ids in ctx.kept {
+                    b.push_kept(ids.text(i, &mut order_buf).trim().as_bytes());
+                }
                 if let Some(o) = ctx.orders {
                     let id = o.text(i, &mut order_buf).trim();
                     b.order.push(if id.is_empty() {
