@@ -779,6 +779,10 @@ fn dataframe(table: &Table) -> Result<polars::prelude::DataFrame> {
 mod tests {
     use super::*;
 
+    fn plain(format: OutputFormat) -> TextStyle {
+        TextStyle::of(&OutputTarget::default(), format).unwrap()
+    }
+
     fn sample() -> Table {
         let mut t = Table::new();
         t.push("id", ColumnData::Str(["a", "b,\"c\""].into_iter().collect()));
@@ -796,7 +800,7 @@ mod tests {
     fn render(f: OutputFormat) -> String {
         let mut out = Vec::new();
         let t = sample();
-        write_to(f, t.height(), &|r| t.slice(r), &mut out).unwrap();
+        write_to(f, plain(f), t.height(), &|r| t.slice(r), &mut out).unwrap();
         String::from_utf8(out).unwrap()
     }
 
@@ -807,7 +811,8 @@ mod tests {
         t.push("id", ColumnData::Str((0..n).map(|i| format!("c{i}")).collect()));
         t.push("x", ColumnData::Float((0..n).map(|i| i as f64 / 4.0).collect()));
         let mut csv = Vec::new();
-        write_to(OutputFormat::Csv, n, &|r| t.slice(r), &mut csv).unwrap();
+        write_to(OutputFormat::Csv, plain(OutputFormat::Csv), n, &|r| t.slice(r), &mut csv)
+            .unwrap();
         let want: String = std::iter::once("id,x\n".to_string())
             .chain((0..n).map(|i| {
                 let mut x = Vec::new();
@@ -817,12 +822,14 @@ mod tests {
             .collect();
         assert_eq!(String::from_utf8(csv).unwrap(), want);
         let mut json = Vec::new();
-        write_to(OutputFormat::Json, n, &|r| t.slice(r), &mut json).unwrap();
+        write_to(OutputFormat::Json, plain(OutputFormat::Json), n, &|r| t.slice(r), &mut json)
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v.as_array().unwrap().len(), n);
         assert_eq!(v[n - 1]["id"], format!("c{}", n - 1));
         let mut empty = Vec::new();
-        write_to(OutputFormat::Json, 0, &|r| t.slice(r), &mut empty).unwrap();
+        write_to(OutputFormat::Json, plain(OutputFormat::Json), 0, &|r| t.slice(r), &mut empty)
+            .unwrap();
         assert_eq!(empty, b"[]\n");
     }
 
