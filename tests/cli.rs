@@ -2016,11 +2016,11 @@ fn columns_choose_order_and_rename_and_unknown_ones_are_listed() {
 #[test]
 fn actions_follow_segment_and_band_and_can_come_from_a_file() {
     let f = data("crm.csv");
-    let out = stdout_of(&["rfm", f.to_str().unwrap(), "-q", "--columns", "customer_id,segment,action"]);
+    let out =
+        stdout_of(&["rfm", f.to_str().unwrap(), "-q", "--columns", "customer_id,segment,action"]);
     assert!(out.contains("\nC,Others,review manually\n"), "{out}");
-    assert!(out.contains(
-        "\nA,Loyal Customers,reward with loyalty points; offer membership or upsell\n"
-    ));
+    assert!(out
+        .contains("\nA,Loyal Customers,reward with loyalty points; offer membership or upsell\n"));
     // In score, a high band overrides the segment's action.
     let sample = data("sample.csv");
     let out = stdout_of(&[
@@ -2058,7 +2058,10 @@ fn actions_follow_segment_and_band_and_can_come_from_a_file() {
         "--columns",
         "customer_id,action",
     ]);
-    assert_eq!(out, "customer_id,action\nA,VIP\nB,review manually\nC,review manually\nD,review manually\n");
+    assert_eq!(
+        out,
+        "customer_id,action\nA,VIP\nB,review manually\nC,review manually\nD,review manually\n"
+    );
     std::fs::write(&file, "[segment]\n\"Loyal\" = \"VIP\"\n").unwrap();
     churn()
         .args(["rfm", f.to_str().unwrap(), "--actions", file.to_str().unwrap()])
@@ -2087,7 +2090,10 @@ fn excel_and_output_delimiter() {
 }
 
 /// Each customer's (band, segment) in a scored list read back.
-fn bands_and_segments(csv: &str, id: usize) -> std::collections::BTreeMap<String, (String, String)> {
+fn bands_and_segments(
+    csv: &str,
+    id: usize,
+) -> std::collections::BTreeMap<String, (String, String)> {
     let mut r = csv::Reader::from_reader(csv.as_bytes());
     let h = r.headers().unwrap().clone();
     let col = |n: &str| h.iter().position(|c| c == n).unwrap();
@@ -2152,4 +2158,88 @@ fn changes_since_reports_every_kind_of_change() {
     // Gone customers come last, with empty figures.
     assert!(delta.ends_with("ghost,gone,,,,,,,,,,,,,\n"), "{delta}");
     assert!(delta.starts_with("customer_id,change,frequency,"));
+}
+
+#[test]
+fn readme_crm_pipeline_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("<!-- crm-pipeline -->\n```sh\n").unwrap() + 28;
+    let end = readme[start..].find("```\n<!-- /crm-pipeline -->").unwrap() + start;
+    let script = &readme[start..end];
+    // An export with an email per customer, as the README's exports/sales.csv.
+    let dir = TempDir::new().unwrap();
+    std::fs::create_dir_all(dir.path().join("exports")).unwrap();
+    std::fs::create_dir_all(dir.path().join("crm")).unwrap();
+    let sample = std::fs::read_to_string(data("sample.csv")).unwrap();
+    let mut export = String::new();
+    for (k, line) in sample.lines().enumerate() {
+        let email = if k == 0 {
+            "Email".to_string()
+        } else {
+            format!("c{}@example.com", line.split(',').nth(1).unwrap())
+        };
+        export.push_str(&format!("{line},{email}\n"));
+    }
+    std::fs::write(dir.path().join("exports/sales.csv"), export).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("churn");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // Last week's list: the same script's first command, a week earlier.
+    let first_week = format!(
+        "{}\nchurn score exports/sales.csv \"${{LIST[@]}}\" --as-of 2023-12-24 -o crm/last-week.csv\n",
+        script.lines().take(2).collect::<Vec<_>>().join("\n")
+    );
+    for s in [first_week.as_str(), "cp crm/last-week.csv crm/previous.csv\n", script] {
+        let out = StdCommand::new("bash")
+            .args(["-euc", s])
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{s}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let read = |name: &str| std::fs::read_to_string(dir.path().join("crm").join(name)).unwrap();
+    assert!(!dir.path().join("crm/this-week.csv").exists());
+    let delta = read("delta.csv");
+    assert!(delta.starts_with("Email,ExternalId,Churn Risk,Tier,Segment,Action,change\n"));
+    // The delta, recomputed from the two full lists.
+    let key = |csv: &str| -> std::collections::BTreeMap<String, (String, String)> {
+        let mut r = csv::Reader::from_reader(csv.as_bytes());
+        r.records()
+            .map(|x| {
+                let x = x.unwrap();
+                (x[1].to_string(), (x[3].to_string(), x[4].to_string()))
+            })
+            .collect()
+    };
+    let (before, after) = (key(&read("previous.csv")), key(&read("last-week.csv")));
+    let rank = |b: &str| ["low", "medium", "high"].iter().position(|x| *x == b).unwrap();
+    let mut want = std::collections::BTreeMap::new();
+    for (id, (band, segment)) in &after {
+        let change = match before.get(id) {
+            None => "new",
+            Some((b, _)) if rank(b) < rank(band) => "band_up",
+            Some((b, _)) if rank(b) > rank(band) => "band_down",
+            Some((_, s)) if s != segment => "segment_changed",
+            _ => continue,
+        };
+        want.insert(id.clone(), change.to_string());
+    }
+    for id in before.keys().filter(|id| !after.contains_key(*id)) {
+        want.insert(id.clone(), "gone".into());
+    }
+    let got: std::collections::BTreeMap<String, String> =
+        rows(&delta).into_iter().map(|r| (r[1].clone(), r[6].clone())).collect();
+    assert_eq!(got, want);
+    for kind in ["new", "band_up", "band_down", "gone"] {
+        assert!(want.values().any(|c| c == kind), "no {kind} in this week's delta");
+    }
+    // Emails and actions travel with the rows that are still listed.
+    let first = &rows(&delta)[0];
+    assert_eq!(first[0], format!("c{}@example.com", first[1]));
+    assert!(!first[5].is_empty());
 }
