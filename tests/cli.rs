@@ -1949,27 +1949,32 @@ fn degenerate_histories_stop_with_a_reason_not_a_failed_fit() {
 
 #[test]
 fn keep_carries_the_latest_non_empty_value_per_customer() {
+    // The same export as CSV and as Parquet (where empty values are nulls).
+    for file in ["crm.csv", "crm.parquet"] {
+        let f = data(file);
+        let out = stdout_of(&[
+            "rfm",
+            f.to_str().unwrap(),
+            "-q",
+            "--keep",
+            "Email,country,Customer Name",
+            "--columns",
+            "customer_id,Email,Country,Customer Name",
+        ]);
+        // A: the latest row (a return) has no email, so the one before it
+        // wins; its country is on the latest row; its name only on the first.
+        // B: two rows on one day: the later line wins. C: never given: empty.
+        assert_eq!(
+            out,
+            "customer_id,Email,Country,Customer Name\n\
+             A,a.new@example.com,FR,\"Alpha, Inc.\"\n\
+             B,b2@example.com,US,Bob B\n\
+             C,,,\n\
+             D,d.future@example.com,UK,Dee\n",
+            "{file}"
+        );
+    }
     let f = data("crm.csv");
-    let out = stdout_of(&[
-        "rfm",
-        f.to_str().unwrap(),
-        "-q",
-        "--keep",
-        "Email,country,Customer Name",
-        "--columns",
-        "customer_id,Email,Country,Customer Name",
-    ]);
-    // A: the latest row (a return) has no email, so the one before it wins;
-    // its country is on the latest row; its name only on the first.
-    // B: two rows on one day: the later line wins. C: never given: empty.
-    assert_eq!(
-        out,
-        "customer_id,Email,Country,Customer Name\n\
-         A,a.new@example.com,FR,\"Alpha, Inc.\"\n\
-         B,b2@example.com,US,Bob B\n\
-         C,,,\n\
-         D,d.future@example.com,UK,Dee\n"
-    );
     // Rows after --as-of are not looked at.
     let out = stdout_of(&[
         "rfm",

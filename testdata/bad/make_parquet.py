@@ -43,3 +43,8 @@ pq.write_table(pa.table({
     "date": pa.array([19727, 19728], pa.date32()),
     "amount": [10.0, 20.5],
 }), "ids_int.parquet")
+# testdata/crm.csv as Parquet (the --keep columns as text, Country missing as null).
+import pyarrow.csv as pacsv
+crm = pacsv.read_csv("../crm.csv", convert_options=pacsv.ConvertOptions(
+    column_types={"date": pa.date32(), "customer_id": pa.string()}, strings_can_be_null=True))
+pq.write_table(crm, "../crm.parquet")
