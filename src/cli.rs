@@ -271,6 +271,26 @@ pub struct ListArgs {
 }
 
 impl ListArgs {
+    /// Checks --columns before any input is read, against the command's own
+    /// columns (`fixed`) and the --keep names (whose spelling in the file is
+    /// known only later, so they match ignoring case).
+    pub fn check_columns(&self, output: &OutputArgs, fixed: &[&str]) -> Result<()> {
+        let Some(spec) = &output.columns else { return Ok(()) };
+        for (col, _) in &spec.0 {
+            let kept = self.keep.iter().any(|k| k.eq_ignore_ascii_case(col));
+            if !kept && !fixed.contains(&col.as_str()) {
+                let mut available: Vec<&str> = fixed.to_vec();
+                available.extend(self.keep.iter().map(String::as_str));
+                return Err(UsageError(format!(
+                    "--columns: no column '{col}'; the available columns are: {}",
+                    available.join(", ")
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// The actions to write, if the output has an action column.
     pub fn actions(
         &self,

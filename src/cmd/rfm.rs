@@ -60,6 +60,9 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     };
     let actions = args.list.actions(&segments.names(), &args.output)?;
     let opts = RfmOptions { bins: args.bins, monetary: args.monetary, segments };
+    let empty = table(Vec::new(), &CustomerIds::default(), &[], &opts, actions.as_ref());
+    let fixed: Vec<&str> = empty.columns.iter().map(|(n, _)| n.as_str()).collect();
+    args.list.check_columns(&args.output, &fixed)?;
     let (mut tx, report) = args.input.load_keeping(&args.list.keep, progress)?;
     let spinner = progress.spinner("computing RFM");
     let aggregates = rfm::aggregate(&tx);

@@ -147,6 +147,24 @@ fn parse_bands(s: &str) -> Result<(f64, f64), String> {
     }
 }
 
+/// The columns of the list, before --keep, --action and --changes-since add theirs.
+const COLUMNS: [&str; 14] = [
+    "customer_id",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_avg",
+    "p_alive",
+    "churn_risk",
+    "expected_purchases",
+    "p_no_purchase",
+    "expected_spend",
+    "clv",
+    "value_at_risk",
+    "risk_band",
+    "segment",
+];
+
 /// The band and segment of each customer of a previous `churn score` list,
 /// found under the names the same --columns gives them.
 fn read_previous(
@@ -204,6 +222,10 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         None => None,
     };
     let actions = args.list.actions(&RfmOptions::default().segments.names(), &args.output)?;
+    let mut fixed = COLUMNS.to_vec();
+    fixed.extend(actions.as_ref().map(|_| "action"));
+    fixed.extend(args.changes_since.as_ref().map(|_| "change"));
+    args.list.check_columns(&args.output, &fixed)?;
     if args.discount_rate.is_nan() || args.discount_rate <= -1.0 {
         bail!(UsageError("--discount-rate must be above -1".into()));
     }
@@ -414,6 +436,14 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
                 labels: labels.clone(),
                 codes: order.iter().map(|&i| segment_label(i)).collect(),
             },
+        );
+        debug_assert!(
+            t.columns
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| !kept.iter().any(|k| k.0 == *n))
+                .eq(COLUMNS),
+            "COLUMNS lists the list's own columns"
         );
         if !action_labels.is_empty() {
             let ColumnData::Cat { codes: segments, .. } = &t.columns.last().expect("segment").1
