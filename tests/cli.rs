@@ -2016,6 +2016,19 @@ fn columns_choose_order_and_rename_and_unknown_ones_are_listed() {
             "--columns: no column 'Emali'; the available columns are: customer_id, first_purchase,",
         ));
     assert!(!Path::new("x.csv").exists());
+    // The columns --columns is checked against before any work are the
+    // list's own: naming them all gives the default list.
+    let sample = data("sample.csv");
+    let all = "customer_id,frequency,recency,T,monetary_avg,p_alive,churn_risk,expected_purchases,p_no_purchase,expected_spend,clv,value_at_risk,risk_band,segment";
+    assert_eq!(
+        stdout_of(&["score", sample.to_str().unwrap(), "-q", "--top", "50", "--columns", all]),
+        stdout_of(&["score", sample.to_str().unwrap(), "-q", "--top", "50"])
+    );
+    churn()
+        .args(["score", "/no/such/file.csv", "--columns", "customer_id,nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--columns: no column 'nope'"));
 }
 
 #[test]

@@ -437,14 +437,6 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
                 codes: order.iter().map(|&i| segment_label(i)).collect(),
             },
         );
-        debug_assert!(
-            t.columns
-                .iter()
-                .map(|(n, _)| n.as_str())
-                .filter(|n| !kept.iter().any(|k| k.0 == *n))
-                .eq(COLUMNS),
-            "COLUMNS lists the list's own columns"
-        );
         if !action_labels.is_empty() {
             let ColumnData::Cat { codes: segments, .. } = &t.columns.last().expect("segment").1
             else {
