@@ -1670,7 +1670,12 @@ fn customer_ids_are_text_as_written_and_trimmed_but_case_sensitive() {
     assert_eq!(sorted, ["0042", "42", "7", "C3"]);
     let seven = rows(&out).into_iter().find(|r| r[0] == "7").unwrap();
     assert_eq!(seven[4..6], ["3", "21"]); // 10 + 1 + 10
-                                          // ' ABC ' is 'ABC'; 'abc ' is 'abc'; 'abc' and 'ABC' differ.
+                                          // A byte-order mark in the middle of a file (two exports concatenated)
+                                          // is not part of the id.
+    let out = stdout_of(&["rfm", bad("bom_in_the_middle.csv").to_str().unwrap(), "-q"]);
+    assert_eq!(rows(&out).len(), 1);
+    assert_eq!(rows(&out)[0][..6], ["A", "2024-01-05", "2024-01-06", "0", "2", "3"]);
+    // ' ABC ' is 'ABC'; 'abc ' is 'abc'; 'abc' and 'ABC' differ.
     let out = stdout_of(&["rfm", bad("ids_case_space.csv").to_str().unwrap(), "-q"]);
     let got: Vec<(String, String)> =
         rows(&out).into_iter().map(|r| (r[0].clone(), r[4].clone())).collect();

@@ -425,8 +425,14 @@ pub(crate) enum Bad {
     Fail { column: usize, value: String, problem: String, hint: String },
 }
 
+/// A value without surrounding ASCII space and without a leading UTF-8
+/// byte-order mark. The csv crate drops a BOM at the start of the text it
+/// reads, which for a chunk is any record; dropping it everywhere keeps a
+/// value the same wherever the chunks happen to be cut (the fuzzer found
+/// this with a BOM in the middle of a file, as in two exports concatenated).
+#[inline]
 pub(crate) fn trim(b: &[u8]) -> &[u8] {
-    b.trim_ascii()
+    b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b).trim_ascii()
 }
 
 /// Parses a plain decimal number.
