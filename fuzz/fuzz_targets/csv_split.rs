@@ -14,12 +14,12 @@ fn records(data: &[u8], delim: u8) -> Vec<csv::ByteRecord> {
 
 /// The fields of each record. The csv crate drops a byte-order mark at the
 /// start of its input, which for a piece is a record's first field; churn
-/// drops a leading BOM from every value, so the comparison does too.
+/// drops leading BOMs from every value, so the comparison does too.
 fn fields(recs: Vec<csv::ByteRecord>) -> Vec<Vec<Vec<u8>>> {
     recs.iter()
         .map(|r| {
             r.iter()
-                .map(|f| f.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(f).to_vec())
+                .map(|f| churn::input::strip_boms(f).to_vec())
                 .collect()
         })
         .collect()

@@ -429,10 +429,20 @@ pub(crate) enum Bad {
 /// byte-order mark. The csv crate drops a BOM at the start of the text it
 /// reads, which for a chunk is any record; dropping it everywhere keeps a
 /// value the same wherever the chunks happen to be cut (the fuzzer found
-/// this with a BOM in the middle of a file, as in two exports concatenated).
+/// this with a BOM in the middle of a file, as in two exports concatenated,
+/// and then with two BOMs in a row).
 #[inline]
 pub(crate) fn trim(b: &[u8]) -> &[u8] {
-    b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b).trim_ascii()
+    strip_boms(b).trim_ascii()
+}
+
+/// `b` without any byte-order marks at its start.
+#[inline]
+pub fn strip_boms(mut b: &[u8]) -> &[u8] {
+    while let Some(rest) = b.strip_prefix(b"\xEF\xBB\xBF") {
+        b = rest;
+    }
+    b
 }
 
 /// Parses a plain decimal number.
