@@ -44,18 +44,21 @@ pub enum Command {
     Backtest(cmd::backtest::Args),
     Report(cmd::report::Args),
     Inspect(cmd::inspect::Args),
+    Sql(cmd::sql::Args),
 }
 
 impl Command {
-    pub fn input_mut(&mut self) -> &mut InputArgs {
+    /// The input options, for the commands that read transactions.
+    pub fn input_mut(&mut self) -> Option<&mut InputArgs> {
         match self {
-            Command::Rfm(a) => &mut a.input,
-            Command::Cohorts(a) => &mut a.input,
-            Command::Fit(a) => &mut a.input,
-            Command::Score(a) => &mut a.input,
-            Command::Backtest(a) => &mut a.input,
-            Command::Report(a) => &mut a.input,
-            Command::Inspect(a) => &mut a.input,
+            Command::Rfm(a) => Some(&mut a.input),
+            Command::Cohorts(a) => Some(&mut a.input),
+            Command::Fit(a) => Some(&mut a.input),
+            Command::Score(a) => Some(&mut a.input),
+            Command::Backtest(a) => Some(&mut a.input),
+            Command::Report(a) => Some(&mut a.input),
+            Command::Inspect(a) => Some(&mut a.input),
+            Command::Sql(_) => None,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod progress;
 pub mod report;
 pub mod rfm;
 pub mod segments;
+pub mod sql;
 
 use std::fmt;
 
@@ -50,7 +51,9 @@ pub fn run(cli: Cli) -> Result<()> {
     let usage = |e: anyhow::Error| UsageError(format!("{e:#}"));
     if let Some((path, config)) = config::discover(cli.config.as_deref()).map_err(usage)? {
         let in_file = || format!("in config file {}", path.display());
-        command.input_mut().apply_config(&config.input).with_context(in_file).map_err(usage)?;
+        if let Some(input) = command.input_mut() {
+            input.apply_config(&config.input).with_context(in_file).map_err(usage)?;
+        }
         if let Command::Report(args) = &mut command {
             args.apply_config(&config.report).with_context(in_file).map_err(usage)?;
         }
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Rfm(args) => cmd::rfm::run(args, &progress),
         Command::Inspect(args) => cmd::inspect::run(args, &progress),
+        Command::Sql(args) => cmd::sql::run(args, &progress),
         Command::Cohorts(args) => cmd::cohorts::run(args, &progress),
         Command::Fit(args) => cmd::fit::run(args, &progress),
         Command::Score(args) => cmd::score::run(args, &progress),

@@ -2266,3 +2266,171 @@ fn readme_crm_pipeline_runs_as_written() {
     assert_eq!(first[0], format!("c{}@example.com", first[1]));
     assert!(!first[5].is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// `churn sql`: the emitted SQL, run for real in DuckDB, gives a summary that
+// scores exactly like the transactions.
+
+/// A Python with duckdb and sqlglot: $CHURN_TEST_PYTHON, or a virtualenv made
+/// once under ~/.cache (the packages come from PyPI).
+fn sql_python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            if let Ok(p) = std::env::var("CHURN_TEST_PYTHON") {
+                return PathBuf::from(p);
+            }
+            let home = std::env::var("HOME").unwrap_or_else(|_| "/tmp".into());
+            let venv = Path::new(&home).join(".cache/churn-test-venv");
+            let python = venv.join("bin/python");
+            let ready = |p: &Path| {
+                StdCommand::new(p)
+                    .args(["-c", "import duckdb, sqlglot"])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            };
+            if !ready(&python) {
+                let ok = StdCommand::new("python3")
+                    .args(["-m", "venv", venv.to_str().unwrap()])
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    && StdCommand::new(&python)
+                        .args(["-m", "pip", "install", "-q", "duckdb==2.0.0", "sqlglot==30.0.3"])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                assert!(
+                    ok,
+                    "cannot make {}: python3 -m venv and pip install duckdb sqlglot",
+                    venv.display()
+                );
+            }
+            python
+        })
+        .clone()
+}
+
+fn run_python(script: &str, args: &[&str]) -> String {
+    let out = StdCommand::new(sql_python()).arg("-c").arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const DUCKDB_RUN: &str = r#"
+import sys, duckdb
+csv, sql_file, out = sys.argv[1:4]
+con = duckdb.connect()
+con.execute(f"CREATE TABLE tx AS SELECT * FROM read_csv('{csv}', all_varchar=true)")
+sql = open(sql_file).read().strip().rstrip(';')
+con.execute(f"COPY ({sql}) TO '{out}' (HEADER)")
+"#;
+
+#[test]
+fn sql_summary_run_in_duckdb_scores_like_the_transactions() {
+    let dir = TempDir::new().unwrap();
+    let sample = data("sample.csv");
+    let hand = data("hand.csv");
+    let cases: &[(&Path, &[&str], &[&str])] = &[
+        (&sample, &["--date", "order_date", "--order", "order_id"], &[]),
+        (
+            &sample,
+            &[
+                "--date",
+                "order_date",
+                "--order",
+                "order_id",
+                "--as-of",
+                "2024-03-31",
+                "--returns",
+                "drop",
+            ],
+            &["--as-of", "2024-03-31", "--returns", "drop"],
+        ),
+        (&hand, &["--order", "order_id", "--as-of", "2024-03-31"], &["--as-of", "2024-03-31"]),
+    ];
+    for (k, (file, sql_flags, flags)) in cases.iter().enumerate() {
+        let mut args = vec!["sql", "summary", "--dialect", "duckdb", "--table", "tx"];
+        args.extend_from_slice(sql_flags);
+        let sql = dir.path().join(format!("q{k}.sql"));
+        std::fs::write(&sql, stdout_of(&args)).unwrap();
+        let summary = dir.path().join(format!("summary{k}.csv"));
+        run_python(
+            DUCKDB_RUN,
+            &[file.to_str().unwrap(), sql.to_str().unwrap(), summary.to_str().unwrap()],
+        );
+        let f = file.to_str().unwrap();
+        let s = summary.to_str().unwrap();
+        let local = |cmd: &str, extra: &[&str]| {
+            let mut a = vec![cmd, f, "-q"];
+            a.extend_from_slice(flags);
+            a.extend_from_slice(extra);
+            stdout_of(&a)
+        };
+        let remote = |cmd: &str, extra: &[&str]| {
+            let mut a = vec![cmd, "--summary", s, "-q"];
+            a.extend_from_slice(extra);
+            stdout_of(&a)
+        };
+        assert_eq!(remote("rfm", &[]), local("rfm", &[]), "case {k}: rfm");
+        if *file == sample.as_path() {
+            assert_eq!(remote("score", &[]), local("score", &[]), "case {k}: score");
+            assert_eq!(
+                remote("fit", &["--model", "auto", "--json"]),
+                local("fit", &["--model", "auto", "--json"]),
+                "case {k}: fit"
+            );
+        }
+    }
+    // hand.csv as of 2024-03-31 is the hand-computed table.
+    let summary = dir.path().join("summary2.csv");
+    assert_eq!(
+        stdout_of(&["rfm", "--summary", summary.to_str().unwrap(), "-q"]),
+        format!("{HEADER}\n{HAND_RFM}")
+    );
+}
+
+#[test]
+fn sql_summary_parses_in_every_dialect() {
+    let script = r#"
+import sys, sqlglot
+sqlglot.parse_one(sys.stdin.read(), read=sys.argv[1], error_level=sqlglot.ErrorLevel.RAISE)
+print("ok")
+"#;
+    for (dialect, sqlglot_name) in [
+        ("duckdb", "duckdb"),
+        ("postgres", "postgres"),
+        ("spark", "spark"),
+        ("bigquery", "bigquery"),
+        ("snowflake", "snowflake"),
+    ] {
+        let sql = stdout_of(&[
+            "sql",
+            "summary",
+            "--dialect",
+            dialect,
+            "--table",
+            "shop.sales",
+            "--customer",
+            "Customer ID",
+            "--quantity",
+            "qty",
+            "--price",
+            "unit price",
+            "--order",
+            "invoice",
+            "--as-of",
+            "2024-06-30",
+        ]);
+        let out = StdCommand::new(sql_python())
+            .args(["-c", script, sqlglot_name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(sql.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "{dialect}: {}\n{sql}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -61,6 +61,11 @@ pub struct Args {
     /// Store the fitted model as JSON in FILE.
     #[arg(long, value_name = "FILE", help_heading = "Model")]
     pub save: Option<PathBuf>,
+
+    /// Fit to a per-customer summary made by the query of `churn sql summary`
+    /// (CSV or Parquet) instead of transactions.
+    #[arg(long, value_name = "FILE", conflicts_with = "inputs", help_heading = "Input")]
+    pub summary: Option<PathBuf>,
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
@@ -68,20 +73,27 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         bail!(crate::UsageError("--penalty must be 0 or more".into()));
     }
     crate::cli::check_outputs(&args.input, &[args.save.as_deref()])?;
-    let (tx, report) = args.input.load(progress)?;
-    let summary = models::summarize(&tx);
+    let (summary, as_of, what_was_read) = match &args.summary {
+        Some(path) => {
+            let s = input::summary::read_summary(path)?;
+            let n = input::thousands(s.ids.len() as u64);
+            (s.summary, s.as_of, format!("read {n} customers from {}", path.display()))
+        }
+        None => {
+            let (tx, report) = args.input.load(progress)?;
+            let summary = models::summarize(&tx);
+            let read = report.summary(summary.len());
+            (summary, tx.as_of, read)
+        }
+    };
     if summary.is_empty() {
-        bail!("no customer has a purchase on or before {}", input::day_string(tx.as_of));
+        bail!("no customer has a purchase on or before {}", input::day_string(as_of));
     }
-    progress.note(&format!(
-        "{}; as of {}",
-        report.summary(summary.len()),
-        input::day_string(tx.as_of)
-    ));
+    progress.note(&format!("{what_was_read}; as of {}", input::day_string(as_of)));
     let spinner = progress.spinner("fitting");
     let chosen = match args.model {
         FitModel::Gg => match models::fit_spend(&summary, args.penalty) {
-            Some(fit) => models::describe(ModelName::Gg, &fit, args.unit, tx.as_of),
+            Some(fit) => models::describe(ModelName::Gg, &fit, args.unit, as_of),
             None => {
                 bail!("Gamma-Gamma needs customers with repeat purchases: fewer than 3 have one")
             }
@@ -110,7 +122,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
                         m,
                         &models::fit_purchase(kind, &pat, args.penalty),
                         args.unit,
-                        tx.as_of,
+                        as_of,
                     )
                 })
                 .collect();

@@ -7,3 +7,4 @@ pub mod inspect;
 pub mod report;
 pub mod rfm;
 pub mod score;
+pub mod sql;

@@ -50,6 +50,11 @@ pub struct Args {
     /// ranges, or .csv with name,r_min,r_max,f_min,f_max,m_min,m_max); first match wins.
     #[arg(long, value_name = "FILE", help_heading = "RFM")]
     pub segments: Option<PathBuf>,
+
+    /// Score a per-customer summary made by the query of `churn sql summary`
+    /// (CSV or Parquet) instead of transactions.
+    #[arg(long, value_name = "FILE", conflicts_with = "inputs", help_heading = "Input")]
+    pub summary: Option<PathBuf>,
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
@@ -63,12 +68,34 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let empty = table(Vec::new(), &CustomerIds::default(), &[], &opts, actions.as_ref());
     let fixed: Vec<&str> = empty.columns.iter().map(|(n, _)| n.as_str()).collect();
     args.list.check_columns(&args.output, &fixed)?;
-    let (mut tx, report) = args.input.load_keeping(&args.list.keep, progress)?;
-    let spinner = progress.spinner("computing RFM");
-    let aggregates = rfm::aggregate(&tx);
-    // Only the ids are needed from here on: free the transactions first.
-    let (ids, as_of, kept) = (std::mem::take(&mut tx.ids), tx.as_of, std::mem::take(&mut tx.kept));
-    drop(tx);
+    let (aggregates, ids, as_of, kept, what_was_read, spinner) = match &args.summary {
+        Some(path) => {
+            if !args.list.keep.is_empty() {
+                anyhow::bail!(crate::UsageError(
+                    "--keep needs the transactions; it does not go with --summary".into()
+                ));
+            }
+            let s = input::summary::read_summary(path)?;
+            let read = format!(
+                "read {} customers from {}",
+                input::thousands(s.ids.len() as u64),
+                path.display()
+            );
+            let spinner = progress.spinner("computing RFM");
+            (s.aggregates, s.ids, s.as_of, Vec::new(), read, spinner)
+        }
+        None => {
+            let (mut tx, report) = args.input.load_keeping(&args.list.keep, progress)?;
+            let spinner = progress.spinner("computing RFM");
+            let aggregates = rfm::aggregate(&tx);
+            // Only the ids are needed from here on: free the transactions first.
+            let (ids, as_of, kept) =
+                (std::mem::take(&mut tx.ids), tx.as_of, std::mem::take(&mut tx.kept));
+            drop(tx);
+            let read = report.summary(aggregates.purchases.iter().filter(|&&p| p > 0).count());
+            (aggregates, ids, as_of, kept, read, spinner)
+        }
+    };
     crate::release_freed_memory();
     let rows = rfm::score(aggregates, &ids, as_of, &opts);
     spinner.finish_and_clear();
@@ -79,7 +106,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         );
     }
     progress.stage("rfm");
-    progress.note(&format!("{}; as of {}", report.summary(rows.len()), input::day_string(as_of)));
+    progress.note(&format!("{what_was_read}; as of {}", input::day_string(as_of)));
     let spinner = progress.spinner("writing");
     let table = table(rows, &ids, &kept, &opts, actions.as_ref());
     progress.stage("table");

@@ -76,6 +76,11 @@ pub struct Args {
     #[arg(long, value_name = "PREVIOUS", help_heading = "Customer list")]
     pub changes_since: Option<PathBuf>,
 
+    /// Score a per-customer summary made by the query of `churn sql summary`
+    /// (CSV or Parquet) instead of transactions.
+    #[arg(long, value_name = "FILE", conflicts_with = "inputs", help_heading = "Input")]
+    pub summary: Option<PathBuf>,
+
     /// Purchase model to fit (ignored for what --model-file provides).
     #[arg(long, value_enum, default_value_t = ScoreModel::Bgnbd, help_heading = "Model")]
     pub model: ScoreModel,
@@ -239,11 +244,32 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         }
         *slot = Some(m);
     }
-    let (mut tx, report) = args.input.load_keeping(&args.list.keep, progress)?;
-    let (aggregates, summary) = models::histories(&tx);
-    // From here on only the ids and the as-of date are needed: free the rows.
-    let (ids, as_of, kept) = (std::mem::take(&mut tx.ids), tx.as_of, std::mem::take(&mut tx.kept));
-    drop(tx);
+    let (aggregates, summary, ids, as_of, kept, what_was_read) = match &args.summary {
+        Some(path) => {
+            if !args.list.keep.is_empty() {
+                bail!(UsageError(
+                    "--keep needs the transactions; it does not go with --summary".into()
+                ));
+            }
+            let s = input::summary::read_summary(path)?;
+            let read = format!(
+                "read {} customers from {}",
+                input::thousands(s.ids.len() as u64),
+                path.display()
+            );
+            (s.aggregates, s.summary, s.ids, s.as_of, Vec::new(), read)
+        }
+        None => {
+            let (mut tx, report) = args.input.load_keeping(&args.list.keep, progress)?;
+            let (aggregates, summary) = models::histories(&tx);
+            // From here on only the ids and the as-of date are needed: free the rows.
+            let (ids, as_of, kept) =
+                (std::mem::take(&mut tx.ids), tx.as_of, std::mem::take(&mut tx.kept));
+            drop(tx);
+            let read = report.summary(summary.len());
+            (aggregates, summary, ids, as_of, kept, read)
+        }
+    };
     crate::release_freed_memory();
     progress.stage("summary");
     // Each customer's RFM segment (the rows need no id order here: ties in
@@ -258,11 +284,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     if summary.is_empty() {
         bail!("no customer has a purchase on or before {}", input::day_string(as_of));
     }
-    progress.note(&format!(
-        "{}; as of {}",
-        report.summary(summary.len()),
-        input::day_string(as_of)
-    ));
+    progress.note(&format!("{what_was_read}; as of {}", input::day_string(as_of)));
     if purchase_file.is_none() {
         if let Some(problem) = models::fit_data_problem(&summary) {
             bail!("{problem}");

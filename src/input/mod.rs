@@ -17,6 +17,7 @@
 pub mod columns;
 mod csv_source;
 mod parquet_source;
+pub mod summary;
 
 /// Where the CSV reader may cut text into chunks; public for the fuzzer.
 #[doc(hidden)]

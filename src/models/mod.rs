@@ -247,7 +247,7 @@ pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
         HashMap::with_hasher(foldhash::fast::FixedState::with_seed(1));
     let mut keys: Vec<(u32, i32, i32)> = Vec::new();
     let mut weights = Vec::new();
-    let of_customer = (0..s.len())
+    let first_seen: Vec<u32> = (0..s.len())
         .map(|i| {
             let key = (s.x[i], s.t_x_days[i], s.t_days[i]);
             let k = *index.entry(key).or_insert_with(|| {
@@ -259,6 +259,18 @@ pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
             k
         })
         .collect();
+    // Patterns in sorted order, so that the likelihood is summed in the same
+    // order, and the fit comes out the same to the last bit, whatever the
+    // order of the customers (rows in another order, or a summary file).
+    let mut by_key: Vec<u32> = (0..keys.len() as u32).collect();
+    by_key.sort_unstable_by_key(|&k| keys[k as usize]);
+    let mut rank = vec![0u32; keys.len()];
+    for (r, &k) in by_key.iter().enumerate() {
+        rank[k as usize] = r as u32;
+    }
+    let of_customer = first_seen.iter().map(|&k| rank[k as usize]).collect();
+    let keys: Vec<(u32, i32, i32)> = by_key.iter().map(|&k| keys[k as usize]).collect();
+    let weights: Vec<f64> = by_key.iter().map(|&k| weights[k as usize]).collect();
     let histories = keys
         .iter()
         .map(|&(x, t_x, t)| History {
@@ -481,10 +493,15 @@ struct SpendData {
 
 impl SpendData {
     fn new(s: &Summary) -> Self {
-        let keep: Vec<usize> =
-            (0..s.len()).filter(|&i| s.x[i] > 0 && s.monetary_avg[i] > 0.0).collect();
-        let x: Vec<f64> = keep.iter().map(|&i| s.x[i] as f64).collect();
-        let m: Vec<f64> = keep.iter().map(|&i| s.monetary_avg[i]).collect();
+        let mut keep: Vec<(u32, f64)> = (0..s.len())
+            .filter(|&i| s.x[i] > 0 && s.monetary_avg[i] > 0.0)
+            .map(|i| (s.x[i], s.monetary_avg[i]))
+            .collect();
+        // Sorted, so that the likelihood is summed in one order whatever the
+        // order of the customers: the fit is then the same to the last bit.
+        keep.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let x: Vec<f64> = keep.iter().map(|&(x, _)| x as f64).collect();
+        let m: Vec<f64> = keep.iter().map(|&(_, m)| m).collect();
         let ln_m = m.par_iter().map(|v| v.ln()).collect();
         let max_x = x.iter().fold(1.0f64, |a, &b| a.max(b)) as usize;
         SpendData { x, m, ln_m, max_x }

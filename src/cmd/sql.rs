@@ -1,0 +1,99 @@
+//! `churn sql`: the per-customer summary as SQL for the user's own engine.
+
+use anyhow::Result;
+
+use crate::cli::ReturnsArg;
+use crate::progress::Progress;
+use crate::sql::{Amount, Dialect, SummaryQuery};
+
+/// What the query computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// One row per customer: customer_id, first_purchase, last_purchase,
+    /// purchases, monetary, repeat_days, repeat_amount, as_of.
+    Summary,
+}
+
+/// Print a SQL query that reduces a transactions table to the per-customer
+/// summary inside your warehouse or Spark; export its result (CSV or Parquet)
+/// and score it locally with `churn score --summary FILE` (also `churn fit`
+/// and `churn rfm`). The query follows churn's own definitions: blank ids
+/// skipped, rows after the as-of day cut, purchases on one day merged.
+///
+/// The date column may be a DATE, a TIMESTAMP (taken in UTC) or ISO text
+/// without an offset. Amounts are summed exactly as DECIMAL(38, 6).
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  churn sql summary --dialect duckdb --table sales > summary.sql
+  duckdb shop.db -c \"COPY ($(grep -v '^--' summary.sql | tr -d ';')) TO 'summary.parquet'\"
+  churn score --summary summary.parquet --top 500
+  churn sql summary --dialect bigquery --table shop.orders --customer email --date created_at --amount total")]
+pub struct Args {
+    /// What to compute.
+    #[arg(value_enum)]
+    pub kind: Kind,
+
+    /// The SQL dialect.
+    #[arg(long, value_enum)]
+    pub dialect: Dialect,
+
+    /// The transactions table (or view), as the engine names it, e.g. shop.sales.
+    #[arg(long, value_name = "NAME")]
+    pub table: String,
+
+    /// The customer id column.
+    #[arg(long, value_name = "COL", default_value = "customer_id")]
+    pub customer: String,
+
+    /// The date (or timestamp) column.
+    #[arg(long, value_name = "COL", default_value = "date")]
+    pub date: String,
+
+    /// The amount column.
+    #[arg(long, value_name = "COL", default_value = "amount", conflicts_with_all = ["quantity", "price"])]
+    pub amount: String,
+
+    /// A quantity column; the amount is quantity x price (with --price).
+    #[arg(long, value_name = "COL", requires = "price")]
+    pub quantity: Option<String>,
+
+    /// A unit price column (with --quantity).
+    #[arg(long, value_name = "COL", requires = "quantity")]
+    pub price: Option<String>,
+
+    /// An order id column: the rows of one order are one purchase.
+    #[arg(long, value_name = "COL")]
+    pub order: Option<String>,
+
+    /// Analysis date, inclusive (YYYY-MM-DD); default: the latest transaction day.
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub as_of: Option<String>,
+
+    /// Returns (negative amounts): net them off (default) or drop them.
+    #[arg(long, value_enum, default_value_t = ReturnsArg::Net, value_name = "POLICY")]
+    pub returns: ReturnsArg,
+}
+
+fn parse_date(s: &str) -> Result<String, String> {
+    crate::dates::parse_ymd(s)
+        .filter(|&d| crate::dates::in_supported_range(d))
+        .map(|d| crate::dates::Day(d).to_string())
+        .ok_or_else(|| format!("'{s}' is not a date in YYYY-MM-DD form between 1900 and 2100"))
+}
+
+pub fn run(args: Args, _progress: &Progress) -> Result<()> {
+    let query = SummaryQuery {
+        table: args.table,
+        customer: args.customer,
+        date: args.date,
+        amount: match (args.quantity, args.price) {
+            (Some(quantity), Some(price)) => Amount::QuantityPrice { quantity, price },
+            _ => Amount::Column(args.amount),
+        },
+        order: args.order,
+        as_of: args.as_of,
+        drop_returns: matches!(args.returns, ReturnsArg::Drop),
+    };
+    let Kind::Summary = args.kind;
+    crate::output::write_document(None, query.to_sql(args.dialect).as_bytes())
+}
