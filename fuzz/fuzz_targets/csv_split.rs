@@ -15,13 +15,12 @@ fn records(data: &[u8], delim: u8) -> Vec<csv::ByteRecord> {
 /// The fields of each record. The csv crate drops a byte-order mark at the
 /// start of its input, which for a piece is a record's first field; churn
 /// drops leading BOMs from every value, so the comparison does too.
+/// A record that is one empty field (a blank line, or a line holding only a
+/// BOM) is skipped by churn, and the csv crate drops some of them itself.
 fn fields(recs: Vec<csv::ByteRecord>) -> Vec<Vec<Vec<u8>>> {
     recs.iter()
-        .map(|r| {
-            r.iter()
-                .map(|f| churn::input::strip_boms(f).to_vec())
-                .collect()
-        })
+        .map(|r| r.iter().map(|f| churn::input::strip_boms(f).to_vec()).collect::<Vec<_>>())
+        .filter(|r| !(r.len() == 1 && r[0].trim_ascii().is_empty()))
         .collect()
 }
 
