@@ -29,8 +29,12 @@ fn main() -> ExitCode {
         std::process::exit(130);
     });
     // A panic is a bug: report it as one line and exit 1, like other errors.
+    // Worker threads may all hit the same bug: say it once.
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("churn: internal error (please report): {info}");
+        if !REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("churn: internal error (please report): {info}");
+        }
     }));
     match std::panic::catch_unwind(|| churn::run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,

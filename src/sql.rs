@@ -12,8 +12,10 @@
 //! are one repeat purchase day with their amounts summed.
 //!
 //! Amounts are summed as DECIMAL(38, 6), exactly, as churn sums amounts in
-//! cents exactly; the mean spend of the repeat days is left to churn, so
-//! that it is one and the same division whichever engine ran the sums.
+//! cents exactly, and written as text, so that no engine's conversion to
+//! floating point (nor a Parquet DECIMAL type) stands between the sum and
+//! churn; the mean spend of the repeat days is left to churn, so that it is
+//! one and the same division whichever engine ran the sums.
 
 use std::fmt::Write;
 
@@ -170,8 +172,12 @@ purchase_counts AS (
 nets AS (
   SELECT customer_id, SUM(amount) AS monetary FROM cut GROUP BY customer_id
 )
-SELECT f.customer_id, f.first_purchase, f.last_purchase, p.purchases, n.monetary,
-       f.repeat_days, COALESCE(r.repeat_amount, 0) AS repeat_amount, c.as_of
+SELECT f.customer_id, f.first_purchase, f.last_purchase,
+       CAST(p.purchases AS BIGINT) AS purchases,
+       CAST(n.monetary AS {text}) AS monetary,
+       CAST(f.repeat_days AS BIGINT) AS repeat_days,
+       CAST(COALESCE(r.repeat_amount, 0) AS {text}) AS repeat_amount,
+       c.as_of
 FROM firsts f
 JOIN purchase_counts p ON p.customer_id = f.customer_id
 JOIN nets n ON n.customer_id = f.customer_id

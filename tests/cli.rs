@@ -1581,6 +1581,9 @@ rejected! {
     bad_parquet_amount_of_booleans: "wrong_amount_type.parquet" => [
         "column 'amount' of wrong_amount_type.parquet has type bool, which is not a number",
     ];
+    bad_parquet_decimal_amount: "decimal_amount.parquet" => [
+        "column 'amount' of decimal_amount.parquet is DECIMAL(12, 2), which churn does not read from Parquet; cast it to DOUBLE",
+    ];
     bad_parquet_nan_amount: "nan_amount.parquet" => [
         "nan_amount.parquet row 2, column 'amount': 'NaN' is not a plain decimal number",
     ];
@@ -2322,6 +2325,7 @@ con = duckdb.connect()
 con.execute(f"CREATE TABLE tx AS SELECT * FROM read_csv('{csv}', all_varchar=true)")
 sql = open(sql_file).read().strip().rstrip(';')
 con.execute(f"COPY ({sql}) TO '{out}' (HEADER)")
+con.execute(f"COPY ({sql}) TO '{out}.parquet' (FORMAT parquet)")
 "#;
 
 #[test]
@@ -2373,6 +2377,12 @@ fn sql_summary_run_in_duckdb_scores_like_the_transactions() {
         assert_eq!(remote("rfm", &[]), local("rfm", &[]), "case {k}: rfm");
         if *file == sample.as_path() {
             assert_eq!(remote("score", &[]), local("score", &[]), "case {k}: score");
+            let parquet = format!("{s}.parquet");
+            assert_eq!(
+                stdout_of(&["score", "--summary", &parquet, "-q"]),
+                local("score", &[]),
+                "case {k}: score from Parquet"
+            );
             assert_eq!(
                 remote("fit", &["--model", "auto", "--json"]),
                 local("fit", &["--model", "auto", "--json"]),

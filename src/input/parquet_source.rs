@@ -119,6 +119,7 @@ pub(crate) fn read(
     };
     let spinner = progress.spinner(&format!("reading {name}"));
     let wanted: Vec<String> = mapping.used().iter().map(|&i| header[i].clone()).collect();
+    check_types(&schema, &wanted, &name)?;
     let total = ParquetReader::new(open()?)
         .num_rows()
         .with_context(|| format!("reading the Parquet metadata of {name}"))?;
@@ -259,6 +260,27 @@ fn read_piece(
             window.push(batch);
         }
         sink.push_window(window);
+    }
+    Ok(())
+}
+
+/// Refuses column types this build cannot read, before the reader would
+/// fail on them: Parquet DECIMAL (as Spark and warehouses write money).
+pub(crate) fn check_types(
+    schema: &polars::prelude::ArrowSchema,
+    columns: &[String],
+    name: &str,
+) -> Result<()> {
+    use polars::prelude::ArrowDataType as T;
+    for col in columns {
+        let Some(field) = schema.get(col.as_str()) else { continue };
+        if let T::Decimal(p, s) | T::Decimal32(p, s) | T::Decimal64(p, s) | T::Decimal256(p, s) =
+            field.dtype()
+        {
+            bail!(
+                "column '{col}' of {name} is DECIMAL({p}, {s}), which churn does not read from Parquet; cast it to DOUBLE or to text when exporting (e.g. CAST({col} AS DOUBLE)), or export CSV"
+            );
+        }
     }
     Ok(())
 }

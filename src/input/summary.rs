@@ -74,13 +74,21 @@ fn read_parquet(path: &Path, name: &str, builder: &mut SummaryBuilder) -> Result
     use polars::prelude::{
         Column, DataType, ParquetReader, PolarsResult, SerReader, StringChunked,
     };
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {name}"))?;
-    let df = ParquetReader::new(file)
+    let open = || std::fs::File::open(path).with_context(|| format!("cannot open {name}"));
+    let schema = ParquetReader::new(open()?)
+        .schema()
+        .with_context(|| format!("{name} is not a readable Parquet file"))?;
+    let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+    let name_bytes: Vec<&[u8]> = names.iter().map(|h| h.as_bytes()).collect();
+    let wanted: Vec<String> =
+        columns(&name_bytes, name)?.iter().map(|&k| names[k].clone()).collect();
+    super::parquet_source::check_types(&schema, &wanted, name)?;
+    let df = ParquetReader::new(open()?)
+        .with_columns(Some(wanted))
         .finish()
         .with_context(|| format!("{name} is not a readable Parquet file"))?;
-    let header: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
-    let header_bytes: Vec<&[u8]> = header.iter().map(|h| h.as_bytes()).collect();
-    let ix = columns(&header_bytes, name)?;
+    // The columns come back in the order asked for.
+    let ix: [usize; 8] = std::array::from_fn(|k| k);
     // Every column as text, parsed like the CSV: one set of checks for both.
     let text: Vec<Column> = ix
         .iter()
@@ -115,10 +123,11 @@ impl SummaryBuilder {
                 .filter(|&d| crate::dates::in_supported_range(d))
                 .with_context(|| format!("{}: '{}' is not a date", at(col), shown(v[col])))
         };
+        // Counts may come as 3 or as 3.0, depending on the engine's types.
         let count = |col: usize| -> Result<u32> {
-            std::str::from_utf8(v[col])
-                .ok()
-                .and_then(|s| s.parse().ok())
+            parse_number(v[col])
+                .filter(|c| c.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(c))
+                .map(|c| c as u32)
                 .with_context(|| format!("{}: '{}' is not a whole number", at(col), shown(v[col])))
         };
         let number = |col: usize| -> Result<f64> {

@@ -48,3 +48,10 @@ import pyarrow.csv as pacsv
 crm = pacsv.read_csv("../crm.csv", convert_options=pacsv.ConvertOptions(
     column_types={"date": pa.date32(), "customer_id": pa.string()}, strings_can_be_null=True))
 pq.write_table(crm, "../crm.parquet")
+# Money as DECIMAL, as Spark and warehouses write it.
+from decimal import Decimal
+pq.write_table(pa.table({
+    "customer_id": ["C1", "C2"],
+    "date": pa.array([19727, 19728], pa.date32()),
+    "amount": pa.array([Decimal("10.50"), Decimal("20.25")], pa.decimal128(12, 2)),
+}), "decimal_amount.parquet")
