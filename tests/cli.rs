@@ -2274,8 +2274,9 @@ fn readme_crm_pipeline_runs_as_written() {
 // `churn sql`: the emitted SQL, run for real in DuckDB, gives a summary that
 // scores exactly like the transactions.
 
-/// A Python with duckdb and sqlglot: $CHURN_TEST_PYTHON, or a virtualenv made
-/// once under ~/.cache (the packages come from PyPI).
+/// A Python with duckdb, sqlglot and pyspark: $CHURN_TEST_PYTHON, or a
+/// virtualenv made once under ~/.cache (the packages come from PyPI; Spark
+/// also needs a Java runtime).
 fn sql_python() -> PathBuf {
     static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PYTHON
@@ -2288,7 +2289,7 @@ fn sql_python() -> PathBuf {
             let python = venv.join("bin/python");
             let ready = |p: &Path| {
                 StdCommand::new(p)
-                    .args(["-c", "import duckdb, sqlglot"])
+                    .args(["-c", "import duckdb, sqlglot, pyspark"])
                     .status()
                     .is_ok_and(|s| s.success())
             };
@@ -2298,7 +2299,15 @@ fn sql_python() -> PathBuf {
                     .status()
                     .is_ok_and(|s| s.success())
                     && StdCommand::new(&python)
-                        .args(["-m", "pip", "install", "-q", "duckdb==2.0.0", "sqlglot==30.0.3"])
+                        .args([
+                            "-m",
+                            "pip",
+                            "install",
+                            "-q",
+                            "duckdb==2.0.0",
+                            "sqlglot==30.0.3",
+                            "pyspark==4.0.1",
+                        ])
                         .status()
                         .is_ok_and(|s| s.success());
                 assert!(
@@ -2396,6 +2405,71 @@ fn sql_summary_run_in_duckdb_scores_like_the_transactions() {
         stdout_of(&["rfm", "--summary", summary.to_str().unwrap(), "-q"]),
         format!("{HEADER}\n{HAND_RFM}")
     );
+}
+
+const SPARK_RUN: &str = r#"
+import sys, csv
+from pyspark.sql import SparkSession
+spark = (SparkSession.builder.master("local[1]").appName("churn-test")
+         .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
+         .config("spark.driver.host", "127.0.0.1").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+spark.read.option("header", True).csv(sys.argv[1]).createOrReplaceTempView("tx")
+for sql_file, out in zip(sys.argv[2::2], sys.argv[3::2]):
+    rows = spark.sql(open(sql_file).read().strip().rstrip(";")).collect()
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["customer_id", "first_purchase", "last_purchase", "purchases", "monetary",
+                    "repeat_days", "repeat_amount", "as_of"])
+        for r in rows:
+            w.writerow([r[0], r[1].isoformat(), r[2].isoformat(), r[3], r[4], r[5], r[6],
+                        r[7].isoformat()])
+spark.stop()
+"#;
+
+#[test]
+fn sql_summary_run_in_spark_scores_like_the_transactions() {
+    let dir = TempDir::new().unwrap();
+    let sample = data("sample.csv");
+    let s = sample.to_str().unwrap();
+    let cases: [(&[&str], &[&str]); 2] = [
+        (&[], &[]),
+        (
+            &["--as-of", "2024-03-31", "--returns", "drop"],
+            &["--as-of", "2024-03-31", "--returns", "drop"],
+        ),
+    ];
+    let mut args = vec![s.to_string()];
+    for (k, (sql_flags, _)) in cases.iter().enumerate() {
+        let mut a = vec![
+            "sql",
+            "summary",
+            "--dialect",
+            "spark",
+            "--table",
+            "tx",
+            "--date",
+            "order_date",
+            "--order",
+            "order_id",
+        ];
+        a.extend_from_slice(sql_flags);
+        let sql = dir.path().join(format!("q{k}.sql"));
+        std::fs::write(&sql, stdout_of(&a)).unwrap();
+        args.push(sql.to_str().unwrap().to_string());
+        args.push(dir.path().join(format!("summary{k}.csv")).to_str().unwrap().to_string());
+    }
+    run_python(SPARK_RUN, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    for (k, (_, flags)) in cases.iter().enumerate() {
+        let summary = dir.path().join(format!("summary{k}.csv"));
+        let mut local = vec!["score", s, "-q"];
+        local.extend_from_slice(flags);
+        assert_eq!(
+            stdout_of(&["score", "--summary", summary.to_str().unwrap(), "-q"]),
+            stdout_of(&local),
+            "case {k}"
+        );
+    }
 }
 
 #[test]
