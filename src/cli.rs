@@ -274,6 +274,20 @@ pub struct ListArgs {
 }
 
 impl ListArgs {
+    /// Reads a `--summary` file; --keep needs the transactions, so it is refused.
+    pub fn read_summary(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<crate::input::summary::CustomerSummary> {
+        if !self.keep.is_empty() {
+            return Err(UsageError(
+                "--keep needs the transactions; it does not go with --summary".into(),
+            )
+            .into());
+        }
+        crate::input::summary::read_summary(path)
+    }
+
     /// Checks --columns before any input is read, against the command's own
     /// columns (`fixed`) and the --keep names (whose spelling in the file is
     /// known only later, so they match ignoring case).

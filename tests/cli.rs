@@ -2399,6 +2399,14 @@ fn sql_summary_run_in_duckdb_scores_like_the_transactions() {
             );
         }
     }
+    let summary0 = dir.path().join("summary0.csv");
+    churn()
+        .args(["score", "--summary", summary0.to_str().unwrap(), "--keep", "Email"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--keep needs the transactions; it does not go with --summary",
+        ));
     // hand.csv as of 2024-03-31 is the hand-computed table.
     let summary = dir.path().join("summary2.csv");
     assert_eq!(

@@ -76,8 +76,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let (summary, as_of, what_was_read) = match &args.summary {
         Some(path) => {
             let s = input::summary::read_summary(path)?;
-            let n = input::thousands(s.ids.len() as u64);
-            (s.summary, s.as_of, format!("read {n} customers from {}", path.display()))
+            let read = s.note(path);
+            (s.summary, s.as_of, read)
         }
         None => {
             let (tx, report) = args.input.load(progress)?;

@@ -70,17 +70,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     args.list.check_columns(&args.output, &fixed)?;
     let (aggregates, ids, as_of, kept, what_was_read, spinner) = match &args.summary {
         Some(path) => {
-            if !args.list.keep.is_empty() {
-                anyhow::bail!(crate::UsageError(
-                    "--keep needs the transactions; it does not go with --summary".into()
-                ));
-            }
-            let s = input::summary::read_summary(path)?;
-            let read = format!(
-                "read {} customers from {}",
-                input::thousands(s.ids.len() as u64),
-                path.display()
-            );
+            let s = args.list.read_summary(path)?;
+            let read = s.note(path);
             let spinner = progress.spinner("computing RFM");
             (s.aggregates, s.ids, s.as_of, Vec::new(), read, spinner)
         }

@@ -246,17 +246,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     }
     let (aggregates, summary, ids, as_of, kept, what_was_read) = match &args.summary {
         Some(path) => {
-            if !args.list.keep.is_empty() {
-                bail!(UsageError(
-                    "--keep needs the transactions; it does not go with --summary".into()
-                ));
-            }
-            let s = input::summary::read_summary(path)?;
-            let read = format!(
-                "read {} customers from {}",
-                input::thousands(s.ids.len() as u64),
-                path.display()
-            );
+            let s = args.list.read_summary(path)?;
+            let read = s.note(path);
             (s.aggregates, s.summary, s.ids, s.as_of, Vec::new(), read)
         }
         None => {

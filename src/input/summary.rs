@@ -25,6 +25,17 @@ pub struct CustomerSummary {
     pub as_of: i32,
 }
 
+impl CustomerSummary {
+    /// The stderr note: how many customers were read from where.
+    pub fn note(&self, path: &Path) -> String {
+        format!(
+            "read {} customers from {}",
+            super::thousands(self.ids.len() as u64),
+            path.display()
+        )
+    }
+}
+
 /// Reads a summary from CSV or Parquet (by extension).
 pub fn read_summary(path: &Path) -> Result<CustomerSummary> {
     let name = path.display().to_string();
