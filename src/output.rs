@@ -783,6 +783,28 @@ mod tests {
         TextStyle::of(&OutputTarget::default(), format).unwrap()
     }
 
+    #[test]
+    fn missing_values_are_empty_in_text_and_null_in_json() {
+        let mut t = Table::new();
+        t.push("n", ColumnData::I32(vec![3]));
+        t.push("d", ColumnData::Date(vec![19727]));
+        t.push("c", ColumnData::Cat { labels: vec!["x".into()], codes: vec![0] });
+        t.push("b", ColumnData::Bool(vec![true]));
+        let t =
+            Table { columns: t.columns.into_iter().map(|(n, c)| (n, c.with_missing(2))).collect() };
+        let mut csv = Vec::new();
+        write_to(OutputFormat::Csv, plain(OutputFormat::Csv), 3, &|r| t.slice(r), &mut csv)
+            .unwrap();
+        assert_eq!(String::from_utf8(csv).unwrap(), "n,d,c,b\n3,2024-01-05,x,true\n,,,\n,,,\n");
+        let mut json = Vec::new();
+        write_to(OutputFormat::Ndjson, plain(OutputFormat::Ndjson), 2, &|r| t.slice(r), &mut json)
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            "{\"n\":3,\"d\":\"2024-01-05\",\"c\":\"x\",\"b\":\"true\"}\n{\"n\":null,\"d\":\"\",\"c\":\"\",\"b\":\"\"}\n"
+        );
+    }
+
     fn sample() -> Table {
         let mut t = Table::new();
         t.push("id", ColumnData::Str(["a", "b,\"c\""].into_iter().collect()));

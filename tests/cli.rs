@@ -2481,6 +2481,38 @@ fn sql_summary_run_in_spark_scores_like_the_transactions() {
 }
 
 #[test]
+fn a_summary_that_breaks_the_definitions_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let header = "customer_id,first_purchase,last_purchase,purchases,monetary,repeat_days,repeat_amount,as_of\n";
+    let good = "A,2024-01-05,2024-02-10,3,145,2,45,2024-03-31\n";
+    let cases = [
+        ("customer_id,first_purchase,purchases\nA,2024-01-05,1\n", "has no column 'last_purchase': a summary has the columns customer_id, first_purchase,"),
+        ("B,2024-03-01,2024-02-01,1,5,0,0,2024-03-31\n", "line 3: first_purchase 2024-03-01 ≤ last_purchase 2024-02-01 ≤ as_of 2024-03-31 does not hold"),
+        ("B,2024-03-01,2024-03-05,2,5,9,1,2024-03-31\n", "line 3, column 'repeat_days': 9 repeat purchase days do not fit between 2024-03-01 and 2024-03-05"),
+        ("B,2024-03-01,2024-03-05,1,5,1,1,2024-03-31\n", "line 3, column 'purchases': 1 purchases on 2 purchase days"),
+        ("B,2024-03-01,2024-03-05,2,5,1,1,2024-03-30\n", "line 3, column 'as_of': '2024-03-30' differs from the as-of date of the rows before (2024-03-31)"),
+        ("B,2024-03-01,2024-03-05,2,$5,1,1,2024-03-31\n", "line 3, column 'monetary': '$5' is not a number"),
+        ("A,2024-01-05,2024-02-10,3,145,2,45,2024-03-31\n", "line 3, column 'customer_id': customer 'A' is listed twice"),
+    ];
+    for (k, (rows, message)) in cases.iter().enumerate() {
+        let body = if rows.starts_with("customer_id") {
+            rows.to_string()
+        } else {
+            format!("{header}{good}{rows}")
+        };
+        let file = dir.path().join(format!("s{k}.csv"));
+        std::fs::write(&file, body).unwrap();
+        let out = dir.path().join("out.csv");
+        churn()
+            .args(["score", "--summary", file.to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(*message));
+        assert!(!out.exists());
+    }
+}
+
+#[test]
 fn sql_summary_parses_in_every_dialect() {
     let script = r#"
 import sys, sqlglot

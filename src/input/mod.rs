@@ -86,9 +86,14 @@ impl CustomerIds {
     }
 
     pub fn get_bytes(&self, code: u32) -> &[u8] {
-        let c = code as usize;
-        let start = if c == 0 { 0 } else { self.ends[c - 1] };
-        &self.bytes[start..self.ends[c]]
+        self.value(code as usize)
+    }
+
+    /// The i-th value, for tables longer than a customer code can count
+    /// (the `--keep` values of every row).
+    fn value(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
     }
 
     pub fn get(&self, code: u32) -> std::borrow::Cow<'_, str> {
@@ -762,23 +767,19 @@ fn latest_values(
         .iter()
         .enumerate()
         .map(|(j, name)| {
-            let mut best = vec![u32::MAX; tx.ids.len()];
+            let mut best = vec![usize::MAX; tx.ids.len()];
             for (row, (&c, &day)) in tx.customer.iter().zip(&tx.day).enumerate() {
                 let b = &mut best[c as usize];
                 if day <= tx.as_of
-                    && !values.get_bytes((row * k + j) as u32).is_empty()
-                    && (*b == u32::MAX || day >= tx.day[*b as usize])
+                    && !values.value(row * k + j).is_empty()
+                    && (*b == usize::MAX || day >= tx.day[*b])
                 {
-                    *b = row as u32;
+                    *b = row;
                 }
             }
             let mut column = CustomerIds::default();
             for b in best {
-                column.push(if b == u32::MAX {
-                    b""
-                } else {
-                    values.get_bytes(b * k as u32 + j as u32)
-                });
+                column.push(if b == usize::MAX { b"" } else { values.value(b * k + j) });
             }
             (name.clone(), column)
         })

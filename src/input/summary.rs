@@ -180,7 +180,7 @@ impl SummaryBuilder {
                 Day(last)
             );
         }
-        if purchases == 0 || purchases < repeat_days + 1 {
+        if repeat_days >= purchases {
             bail!("{}: {purchases} purchases on {} purchase days", at(3), repeat_days + 1);
         }
         let n = self.ids.len();
