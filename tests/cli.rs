@@ -2415,6 +2415,50 @@ fn sql_summary_run_in_duckdb_scores_like_the_transactions() {
     );
 }
 
+#[test]
+fn sql_rfm_and_cohorts_run_in_duckdb_equal_the_local_tables() {
+    let dir = TempDir::new().unwrap();
+    let sample = data("sample.csv");
+    for (k, (kind, flags)) in ENGINE_TABLES.iter().enumerate() {
+        let mut a = vec!["sql", kind, "--dialect", "duckdb", "--table", "tx"];
+        a.extend_from_slice(&["--date", "order_date", "--order", "order_id"]);
+        a.extend_from_slice(flags);
+        let sql = dir.path().join(format!("t{k}.sql"));
+        std::fs::write(&sql, stdout_of(&a)).unwrap();
+        let out = dir.path().join(format!("t{k}.csv"));
+        run_python(
+            DUCKDB_RUN,
+            &[sample.to_str().unwrap(), sql.to_str().unwrap(), out.to_str().unwrap()],
+        );
+        assert_engine_table(kind, flags, &sample, &out);
+    }
+    // Without an order column every positive row is a purchase.
+    let sql = dir.path().join("rows.sql");
+    std::fs::write(
+        &sql,
+        stdout_of(&[
+            "sql",
+            "cohorts",
+            "--dialect",
+            "duckdb",
+            "--table",
+            "tx",
+            "--date",
+            "order_date",
+        ]),
+    )
+    .unwrap();
+    let out = dir.path().join("rows.csv");
+    let without_orders = dir.path().join("no_orders.csv");
+    let text = std::fs::read_to_string(&sample).unwrap().replace("order_id", "invoice");
+    std::fs::write(&without_orders, text).unwrap();
+    run_python(
+        DUCKDB_RUN,
+        &[without_orders.to_str().unwrap(), sql.to_str().unwrap(), out.to_str().unwrap()],
+    );
+    assert_engine_table("cohorts", &[], &without_orders, &out);
+}
+
 const SPARK_RUN: &str = r#"
 import sys, csv
 from pyspark.sql import SparkSession
@@ -2423,15 +2467,19 @@ spark = (SparkSession.builder.master("local[1]").appName("churn-test")
          .config("spark.driver.host", "127.0.0.1").getOrCreate())
 spark.sparkContext.setLogLevel("ERROR")
 spark.read.option("header", True).csv(sys.argv[1]).createOrReplaceTempView("tx")
+def text(v):
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return v.isoformat() if hasattr(v, "isoformat") else str(v)
 for sql_file, out in zip(sys.argv[2::2], sys.argv[3::2]):
-    rows = spark.sql(open(sql_file).read().strip().rstrip(";")).collect()
+    df = spark.sql(open(sql_file).read().strip().rstrip(";"))
     with open(out, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["customer_id", "first_purchase", "last_purchase", "purchases", "monetary",
-                    "repeat_days", "repeat_amount", "as_of"])
-        for r in rows:
-            w.writerow([r[0], r[1].isoformat(), r[2].isoformat(), r[3], r[4], r[5], r[6],
-                        r[7].isoformat()])
+        w.writerow(df.columns)
+        for r in df.collect():
+            w.writerow([text(v) for v in r])
 spark.stop()
 "#;
 
@@ -2467,6 +2515,19 @@ fn sql_summary_run_in_spark_scores_like_the_transactions() {
         args.push(sql.to_str().unwrap().to_string());
         args.push(dir.path().join(format!("summary{k}.csv")).to_str().unwrap().to_string());
     }
+    let tables = ENGINE_TABLES.iter().enumerate().map(|(k, (kind, flags))| {
+        let mut a = vec!["sql", kind, "--dialect", "spark", "--table", "tx"];
+        a.extend_from_slice(&["--date", "order_date", "--order", "order_id"]);
+        a.extend_from_slice(flags);
+        let sql = dir.path().join(format!("t{k}.sql"));
+        std::fs::write(&sql, stdout_of(&a)).unwrap();
+        (sql, dir.path().join(format!("t{k}.csv")))
+    });
+    let tables: Vec<(PathBuf, PathBuf)> = tables.collect();
+    for (sql, out) in &tables {
+        args.push(sql.to_str().unwrap().to_string());
+        args.push(out.to_str().unwrap().to_string());
+    }
     run_python(SPARK_RUN, &args.iter().map(String::as_str).collect::<Vec<_>>());
     for (k, (_, flags)) in cases.iter().enumerate() {
         let summary = dir.path().join(format!("summary{k}.csv"));
@@ -2477,6 +2538,217 @@ fn sql_summary_run_in_spark_scores_like_the_transactions() {
             stdout_of(&local),
             "case {k}"
         );
+    }
+    for ((kind, flags), (_, out)) in ENGINE_TABLES.iter().zip(&tables) {
+        assert_engine_table(kind, flags, &sample, out);
+    }
+}
+
+/// `churn sql rfm|cohorts` cases run in each engine on sample.csv: every
+/// period and retention, an as-of day at the end of a month (no partial
+/// period), another mid-week, and dropped returns.
+const ENGINE_TABLES: &[(&str, &[&str])] = &[
+    ("rfm", &[]),
+    ("rfm", &["--as-of", "2024-03-31", "--returns", "drop"]),
+    ("cohorts", &[]),
+    ("cohorts", &["--period", "day", "--as-of", "2023-03-15"]),
+    ("cohorts", &["--period", "week", "--retention", "rolling"]),
+    ("cohorts", &["--period", "week", "--as-of", "2024-03-31"]),
+    ("cohorts", &["--period", "month", "--retention", "rolling", "--as-of", "2024-03-31"]),
+    ("cohorts", &["--period", "quarter", "--returns", "drop"]),
+    ("cohorts", &["--period", "quarter", "--retention", "rolling", "--as-of", "2024-03-31"]),
+];
+
+/// Checks an engine's result of `churn sql KIND FLAGS` on `input` against
+/// churn's own table: RFM base figures through `churn rfm --summary` (byte
+/// for byte) and value by value against `churn rfm`; cohort cells value by
+/// value against `churn cohorts` (numbers parsed, so that 16.680000 from a
+/// DECIMAL is 16.68; retention is the same division, so it must be equal).
+fn assert_engine_table(kind: &str, flags: &[&str], input: &Path, engine_csv: &Path) {
+    let mut local = vec![kind, input.to_str().unwrap(), "-q"];
+    local.extend_from_slice(flags);
+    let local = stdout_of(&local);
+    let engine = std::fs::read_to_string(engine_csv).unwrap();
+    let rows = |text: &str| -> Vec<Vec<String>> {
+        text.lines().map(|l| l.split(',').map(str::to_string).collect()).collect()
+    };
+    let (e, l) = (rows(&engine), rows(&local));
+    let context = format!("{kind} {flags:?}");
+    assert_eq!(e.len(), l.len(), "{context}: row count");
+    let num = |v: &str| v.parse::<f64>().unwrap_or_else(|_| panic!("{context}: '{v}'"));
+    let boolean = |v: &str| match v {
+        "true" | "t" => true,
+        "false" | "f" => false,
+        _ => panic!("{context}: '{v}' is not a boolean"),
+    };
+    if kind == "rfm" {
+        assert_eq!(e[0][..6], l[0][..6], "{context}: header");
+        let rescored = stdout_of(&["rfm", "--summary", engine_csv.to_str().unwrap(), "-q"]);
+        assert_eq!(rescored, local, "{context}: churn rfm --summary");
+        for (a, b) in e.iter().zip(&l).skip(1) {
+            assert_eq!(a[..5], b[..5], "{context}");
+            assert_eq!(num(&a[5]), num(&b[5]), "{context}: monetary of {}", a[0]);
+        }
+    } else {
+        assert_eq!(e[0], l[0], "{context}: header");
+        for (a, b) in e.iter().zip(&l).skip(1) {
+            assert_eq!(a[..4], b[..4], "{context}");
+            assert_eq!(num(&a[4]), num(&b[4]), "{context}: retention in {a:?}");
+            assert_eq!(a[5], b[5], "{context}: orders in {a:?}");
+            assert_eq!(num(&a[6]), num(&b[6]), "{context}: revenue in {a:?}");
+            assert_eq!(boolean(&a[7]), boolean(&b[7]), "{context}: partial in {a:?}");
+        }
+        // The last cell of each cohort is partial unless the as-of day ends
+        // its period: 2024-03-31 ends a month, a quarter and an ISO week
+        // (a Sunday), and every day ends a day.
+        let partial = l.iter().skip(1).filter(|r| r[7] == "true").count();
+        let cohorts = l.iter().skip(1).filter(|r| r[1] == "0").count();
+        let complete = flags.contains(&"2024-03-31") || flags.contains(&"day");
+        assert_eq!(partial, if complete { 0 } else { cohorts }, "{context}: partial cells");
+    }
+}
+
+/// A throwaway PostgreSQL server: a cluster made by initdb in a temporary
+/// directory, listening only on a Unix socket there, stopped when dropped.
+/// The server's programs come from the OS packages (Debian: postgresql,
+/// which .ci/run installs); as root they run as the `postgres` user, since
+/// PostgreSQL refuses to run as root.
+struct Postgres {
+    dir: TempDir,
+    bin: PathBuf,
+    as_root: bool,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .expect("PostgreSQL's server programs are not installed (Debian: apt-get install postgresql; .ci/run does it)");
+        let uid = StdCommand::new("id").arg("-u").output().unwrap();
+        let as_root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        let dir = TempDir::new().unwrap();
+        let pg = Postgres { dir, bin, as_root };
+        if as_root {
+            pg.check(StdCommand::new("chown").args(["-R", "postgres"]).arg(pg.dir.path()));
+        }
+        let data = pg.dir.path().join("data");
+        pg.check(
+            pg.server("initdb")
+                .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
+                .args(["--locale=C", "-D"])
+                .arg(&data),
+        );
+        let options = format!("-k {} -c listen_addresses= -p 5499", pg.dir.path().display());
+        pg.check(
+            pg.server("pg_ctl")
+                .args(["-w", "-D"])
+                .arg(&data)
+                .args(["-l"])
+                .arg(pg.dir.path().join("log"))
+                .args(["-o", &options, "start"]),
+        );
+        pg
+    }
+
+    /// A server program, run as `postgres` when we are root.
+    fn server(&self, program: &str) -> StdCommand {
+        let path = self.bin.join(program);
+        if self.as_root {
+            let mut c = StdCommand::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            StdCommand::new(path)
+        }
+    }
+
+    fn check(&self, command: &mut StdCommand) -> String {
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{command:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs one psql command (SQL or a backslash command); its output.
+    fn psql(&self, command: &str) -> String {
+        self.check(
+            StdCommand::new(self.bin.join("psql"))
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", "postgres"])
+                .arg("-h")
+                .arg(self.dir.path())
+                .args(["-p", "5499", "-c", command]),
+        )
+    }
+
+    /// Loads a CSV file into a new table of text columns named as its header.
+    fn load_csv(&self, table: &str, path: &Path) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let header = text.lines().next().unwrap();
+        let columns: Vec<String> = header.split(',').map(|c| format!("\"{c}\" text")).collect();
+        self.psql(&format!("CREATE TABLE {table} ({})", columns.join(", ")));
+        self.psql(&format!(
+            "\\copy {table} FROM '{}' WITH (FORMAT csv, HEADER true)",
+            path.display()
+        ));
+    }
+
+    /// A query's result as CSV with a header.
+    fn query_csv(&self, sql: &str) -> String {
+        let body: Vec<&str> = sql.lines().filter(|l| !l.starts_with("--")).collect();
+        let body = body.join("\n");
+        self.psql(&format!(
+            "COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)",
+            body.trim().trim_end_matches(';')
+        ))
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ =
+            self.server("pg_ctl").args(["-m", "immediate", "-D"]).arg(data).arg("stop").output();
+    }
+}
+
+#[test]
+fn sql_queries_run_in_postgresql_equal_the_local_tables() {
+    let pg = Postgres::start();
+    let sample = data("sample.csv");
+    pg.load_csv("tx", &sample);
+    let dir = TempDir::new().unwrap();
+    let columns = ["--date", "order_date", "--order", "order_id"];
+    for (k, flags) in [&[][..], &["--as-of", "2024-03-31", "--returns", "drop"]].iter().enumerate()
+    {
+        let mut a = vec!["sql", "summary", "--dialect", "postgres", "--table", "tx"];
+        a.extend_from_slice(&columns);
+        a.extend_from_slice(flags);
+        let summary = dir.path().join(format!("summary{k}.csv"));
+        std::fs::write(&summary, pg.query_csv(&stdout_of(&a))).unwrap();
+        let mut local = vec!["score", sample.to_str().unwrap(), "-q"];
+        local.extend_from_slice(flags);
+        assert_eq!(
+            stdout_of(&["score", "--summary", summary.to_str().unwrap(), "-q"]),
+            stdout_of(&local),
+            "summary {flags:?}"
+        );
+    }
+    for (k, (kind, flags)) in ENGINE_TABLES.iter().enumerate() {
+        let mut a = vec!["sql", kind, "--dialect", "postgres", "--table", "tx"];
+        a.extend_from_slice(&columns);
+        a.extend_from_slice(flags);
+        let out = dir.path().join(format!("t{k}.csv"));
+        std::fs::write(&out, pg.query_csv(&stdout_of(&a))).unwrap();
+        assert_engine_table(kind, flags, &sample, &out);
     }
 }
 
@@ -2513,7 +2785,60 @@ fn a_summary_that_breaks_the_definitions_is_refused() {
 }
 
 #[test]
-fn sql_summary_parses_in_every_dialect() {
+fn rfm_base_figures_are_read_by_rfm_and_refused_by_the_models() {
+    let dir = TempDir::new().unwrap();
+    let file = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let header = "customer_id,first_purchase,last_purchase,recency_days,frequency,monetary,as_of\n";
+    let base = file(
+        "base.csv",
+        &format!("{header}A,2024-01-05,2024-02-10,50,3,145.5,2024-03-31\nB,2024-03-01,2024-03-01,30,1,20,2024-03-31\n"),
+    );
+    let out = stdout_of(&["rfm", "--summary", &base, "-q"]);
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(rows[1].starts_with("A,2024-01-05,2024-02-10,50,3,145.5,"), "{out}");
+    assert!(rows[2].starts_with("B,2024-03-01,2024-03-01,30,1,20,"), "{out}");
+    for cmd in ["score", "fit"] {
+        churn().args([cmd, "--summary", &base]).assert().code(1).stderr(predicate::str::contains(
+            "has no repeat_days and repeat_amount columns (RFM base figures, as `churn sql rfm` gives): the models need the summary of `churn sql summary`",
+        ));
+    }
+    let wrong_recency =
+        file("r.csv", &format!("{header}A,2024-01-05,2024-02-10,49,3,145.5,2024-03-31\n"));
+    churn().args(["rfm", "--summary", &wrong_recency]).assert().code(1).stderr(predicate::str::contains(
+        "r.csv line 2, column 'recency_days': '49' is not the 50 days from last_purchase 2024-02-10 to as_of 2024-03-31",
+    ));
+    let half = file(
+        "h.csv",
+        "customer_id,first_purchase,last_purchase,purchases,monetary,repeat_days,as_of\nA,2024-01-05,2024-02-10,3,145.5,2,2024-03-31\n",
+    );
+    churn().args(["rfm", "--summary", &half]).assert().code(1).stderr(predicate::str::contains(
+        "has a column 'repeat_days' but no 'repeat_amount': the two come together",
+    ));
+    let none = file("n.csv", &format!("{header}A,2024-01-05,2024-02-10,50,0,0,2024-03-31\n"));
+    churn().args(["rfm", "--summary", &none]).assert().code(1).stderr(predicate::str::contains(
+        "n.csv line 2, column 'purchases': 0 purchases; every customer of a summary has at least one",
+    ));
+}
+
+#[test]
+fn sql_period_and_retention_go_with_cohorts_only() {
+    for (kind, flag) in [("summary", "--period"), ("rfm", "--retention")] {
+        let value = if flag == "--period" { "week" } else { "rolling" };
+        churn()
+            .args(["sql", kind, "--dialect", "duckdb", "--table", "t", flag, value])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(format!("churn: {flag} goes with `churn sql cohorts` only\n"));
+    }
+}
+
+#[test]
+fn sql_queries_parse_in_every_dialect() {
     let script = r#"
 import sys, sqlglot
 sqlglot.parse_one(sys.stdin.read(), read=sys.argv[1], error_level=sqlglot.ErrorLevel.RAISE)
@@ -2526,35 +2851,47 @@ print("ok")
         ("bigquery", "bigquery"),
         ("snowflake", "snowflake"),
     ] {
-        let sql = stdout_of(&[
-            "sql",
+        for kind in [
             "summary",
-            "--dialect",
-            dialect,
-            "--table",
-            "shop.sales",
-            "--customer",
-            "Customer ID",
-            "--quantity",
-            "qty",
-            "--price",
-            "unit price",
-            "--order",
-            "invoice",
-            "--as-of",
-            "2024-06-30",
-        ]);
-        let out = StdCommand::new(sql_python())
-            .args(["-c", script, sqlglot_name])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                c.stdin.take().unwrap().write_all(sql.as_bytes())?;
-                c.wait_with_output()
-            })
-            .unwrap();
-        assert!(out.status.success(), "{dialect}: {}\n{sql}", String::from_utf8_lossy(&out.stderr));
+            "rfm",
+            "cohorts --period week",
+            "cohorts --period quarter --retention rolling",
+        ] {
+            let mut args: Vec<&str> = vec!["sql"];
+            args.extend(kind.split(' '));
+            args.extend_from_slice(&[
+                "--dialect",
+                dialect,
+                "--table",
+                "shop.sales",
+                "--customer",
+                "Customer ID",
+                "--quantity",
+                "qty",
+                "--price",
+                "unit price",
+                "--order",
+                "invoice",
+                "--as-of",
+                "2024-06-30",
+            ]);
+            let sql = stdout_of(&args);
+            let out = StdCommand::new(sql_python())
+                .args(["-c", script, sqlglot_name])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .and_then(|mut c| {
+                    c.stdin.take().unwrap().write_all(sql.as_bytes())?;
+                    c.wait_with_output()
+                })
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{dialect} {kind}: {}\n{sql}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }

@@ -75,9 +75,9 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     crate::cli::check_outputs(&args.input, &[args.save.as_deref()])?;
     let (summary, as_of, what_was_read) = match &args.summary {
         Some(path) => {
-            let s = input::summary::read_summary(path)?;
+            let mut s = input::summary::read_summary(path)?;
             let read = s.note(path);
-            (s.summary, s.as_of, read)
+            (s.model_summary(path)?, s.as_of, read)
         }
         None => {
             let (tx, report) = args.input.load(progress)?;

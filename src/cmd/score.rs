@@ -246,9 +246,10 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     }
     let (aggregates, summary, ids, as_of, kept, what_was_read) = match &args.summary {
         Some(path) => {
-            let s = args.list.read_summary(path)?;
+            let mut s = args.list.read_summary(path)?;
             let read = s.note(path);
-            (s.aggregates, s.summary, s.ids, s.as_of, Vec::new(), read)
+            let summary = s.model_summary(path)?;
+            (s.aggregates, summary, s.ids, s.as_of, Vec::new(), read)
         }
         None => {
             let (mut tx, report) = args.input.load_keeping(&args.list.keep, progress)?;

@@ -1,24 +1,35 @@
-//! `churn sql`: the per-customer summary as SQL for the user's own engine.
+//! `churn sql`: the heavy aggregations as SQL for the user's own engine.
 
 use anyhow::Result;
 
 use crate::cli::ReturnsArg;
+use crate::cohorts::{Period, Retention};
 use crate::progress::Progress;
-use crate::sql::{Amount, Dialect, SummaryQuery};
+use crate::sql::{Amount, Dialect, Query, Source};
+use crate::UsageError;
 
 /// What the query computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
-    /// One row per customer: customer_id, first_purchase, last_purchase,
-    /// purchases, monetary, repeat_days, repeat_amount, as_of.
+    /// One row per customer for `churn score|fit|rfm --summary`: customer_id,
+    /// first_purchase, last_purchase, purchases, monetary, repeat_days,
+    /// repeat_amount, as_of.
     Summary,
+    /// The RFM base figures, one row per customer: customer_id,
+    /// first_purchase, last_purchase, recency_days, frequency, monetary,
+    /// as_of (scores and segments: `churn rfm --summary`).
+    Rfm,
+    /// The long table of `churn cohorts`: cohort, period, cohort_size,
+    /// customers, retention, orders, revenue, partial.
+    Cohorts,
 }
 
-/// Print a SQL query that reduces a transactions table to the per-customer
-/// summary inside your warehouse or Spark; export its result (CSV or Parquet)
-/// and score it locally with `churn score --summary FILE` (also `churn fit`
-/// and `churn rfm`). The query follows churn's own definitions: blank ids
-/// skipped, rows after the as-of day cut, purchases on one day merged.
+/// Print a SQL query that does the heavy aggregation inside your warehouse or
+/// Spark: the per-customer summary (export its result as CSV or Parquet and
+/// score it locally with `churn score --summary FILE`; also `churn fit` and
+/// `churn rfm`), the RFM base figures, or the cohort table. The queries follow
+/// churn's own definitions: blank ids skipped, rows after the as-of day cut,
+/// purchases on one day merged, ISO weeks.
 ///
 /// The date column may be a DATE, a TIMESTAMP (taken in UTC) or ISO text
 /// without an offset. Amounts are summed exactly as DECIMAL(38, 6).
@@ -27,7 +38,8 @@ pub enum Kind {
   churn sql summary --dialect duckdb --table sales > summary.sql
   duckdb shop.db -c \"COPY ($(grep -v '^--' summary.sql | tr -d ';')) TO 'summary.parquet'\"
   churn score --summary summary.parquet --top 500
-  churn sql summary --dialect bigquery --table shop.orders --customer email --date created_at --amount total")]
+  churn sql summary --dialect bigquery --table shop.orders --customer email --date created_at --amount total
+  churn sql cohorts --dialect spark --table lake.sales --period week --retention rolling")]
 pub struct Args {
     /// What to compute.
     #[arg(value_enum)]
@@ -72,6 +84,14 @@ pub struct Args {
     /// Returns (negative amounts): net them off (default) or drop them.
     #[arg(long, value_enum, default_value_t = ReturnsArg::Net, value_name = "POLICY")]
     pub returns: ReturnsArg,
+
+    /// Cohort period (cohorts only): day, week (ISO, from Monday), month or quarter.
+    #[arg(long, value_enum, value_name = "PERIOD")]
+    pub period: Option<Period>,
+
+    /// Retention (cohorts only): classic (bought in period k) or rolling (in k or later).
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub retention: Option<Retention>,
 }
 
 fn parse_date(s: &str) -> Result<String, String> {
@@ -82,7 +102,19 @@ fn parse_date(s: &str) -> Result<String, String> {
 }
 
 pub fn run(args: Args, _progress: &Progress) -> Result<()> {
-    let query = SummaryQuery {
+    let query = match args.kind {
+        Kind::Summary | Kind::Rfm if args.period.is_some() || args.retention.is_some() => {
+            let flag = if args.period.is_some() { "--period" } else { "--retention" };
+            return Err(UsageError(format!("{flag} goes with `churn sql cohorts` only")).into());
+        }
+        Kind::Summary => Query::Summary,
+        Kind::Rfm => Query::Rfm,
+        Kind::Cohorts => Query::Cohorts {
+            period: args.period.unwrap_or_default(),
+            retention: args.retention.unwrap_or_default(),
+        },
+    };
+    let source = Source {
         table: args.table,
         customer: args.customer,
         date: args.date,
@@ -94,6 +126,5 @@ pub fn run(args: Args, _progress: &Progress) -> Result<()> {
         as_of: args.as_of,
         drop_returns: matches!(args.returns, ReturnsArg::Drop),
     };
-    let Kind::Summary = args.kind;
-    crate::output::write_document(None, query.to_sql(args.dialect).as_bytes())
+    crate::output::write_document(None, source.to_sql(args.dialect, query).as_bytes())
 }

@@ -1,5 +1,6 @@
-//! A per-customer summary computed elsewhere (`churn sql summary` run in a
-//! warehouse or Spark), read in place of the transactions.
+//! A per-customer summary computed elsewhere (`churn sql summary`, or
+//! `churn sql rfm` for RFM alone, run in a warehouse or Spark), read in place
+//! of the transactions.
 //!
 //! The summary holds exactly what RFM and the models need, so scoring it
 //! gives the same list as scoring the transactions it came from. Its rows are
@@ -21,7 +22,8 @@ use crate::sql::SUMMARY_COLUMNS;
 pub struct CustomerSummary {
     pub ids: CustomerIds,
     pub aggregates: Aggregates,
-    pub summary: Summary,
+    /// The models' histories; None for RFM base figures (no repeat columns).
+    pub summary: Option<Summary>,
     pub as_of: i32,
 }
 
@@ -34,7 +36,28 @@ impl CustomerSummary {
             path.display()
         )
     }
+
+    /// The models' histories, or why this file has none.
+    pub fn model_summary(&mut self, path: &Path) -> Result<Summary> {
+        self.summary.take().with_context(|| {
+            format!(
+                "{} has no repeat_days and repeat_amount columns (RFM base figures, as `churn sql rfm` gives): the models need the summary of `churn sql summary`",
+                path.display()
+            )
+        })
+    }
 }
+
+/// The position of each column in a summary file; the repeat columns are
+/// absent from RFM base figures, recency_days from the model summary.
+struct Columns {
+    /// SUMMARY_COLUMNS' positions; the repeat columns' are None together.
+    summary: [Option<usize>; 8],
+    recency_days: Option<usize>,
+}
+
+/// Positions of repeat_days and repeat_amount in SUMMARY_COLUMNS.
+const REPEATS: [usize; 2] = [5, 6];
 
 /// Reads a summary from CSV or Parquet (by extension).
 pub fn read_summary(path: &Path) -> Result<CustomerSummary> {
@@ -54,10 +77,15 @@ pub fn read_summary(path: &Path) -> Result<CustomerSummary> {
             let line = rec.position().map_or(0, |p| p.line());
             let fields: Vec<&[u8]> = rec.iter().map(trim).collect();
             match &index {
-                None => index = Some(columns(&fields, &name)?),
+                None => {
+                    let layout = columns(&fields, &name)?;
+                    builder.repeats = layout.summary[REPEATS[0]].is_some();
+                    index = Some(layout);
+                }
                 Some(ix) => {
-                    let get = |k: usize| fields.get(ix[k]).copied().unwrap_or(b"");
-                    builder.push(std::array::from_fn(get), &name, line)?;
+                    let get = |k: Option<usize>| k.and_then(|k| fields.get(k)).copied();
+                    let row = std::array::from_fn(|k| get(ix.summary[k]).unwrap_or(b""));
+                    builder.push(row, get(ix.recency_days), &name, line)?;
                 }
             }
         }
@@ -65,20 +93,29 @@ pub fn read_summary(path: &Path) -> Result<CustomerSummary> {
     builder.finish(&name)
 }
 
-/// The position of each summary column in a header.
-fn columns(header: &[&[u8]], name: &str) -> Result<[usize; 8]> {
-    let mut ix = [0; 8];
+/// The position of each summary column in a header. `frequency` (the RFM
+/// name) stands for `purchases`.
+fn columns(header: &[&[u8]], name: &str) -> Result<Columns> {
+    let find = |want: &str| header.iter().position(|h| h.eq_ignore_ascii_case(want.as_bytes()));
+    let mut summary = [None; 8];
     for (k, want) in SUMMARY_COLUMNS.iter().enumerate() {
-        ix[k] = header.iter().position(|h| h.eq_ignore_ascii_case(want.as_bytes())).with_context(
-            || {
-                format!(
-                    "{name} has no column '{want}': a summary has the columns {} (made by `churn sql summary`)",
-                    SUMMARY_COLUMNS.join(", ")
-                )
-            },
-        )?;
+        summary[k] = find(want).or_else(|| (*want == "purchases").then(|| find("frequency"))?);
+        if summary[k].is_none() && !REPEATS.contains(&k) {
+            bail!(
+                "{name} has no column '{want}': a summary has the columns {} (made by `churn sql summary`; `churn sql rfm` gives the RFM columns without the repeat ones)",
+                SUMMARY_COLUMNS.join(", ")
+            );
+        }
     }
-    Ok(ix)
+    if summary[REPEATS[0]].is_some() != summary[REPEATS[1]].is_some() {
+        let (has, lacks) = if summary[REPEATS[0]].is_some() {
+            ("repeat_days", "repeat_amount")
+        } else {
+            ("repeat_amount", "repeat_days")
+        };
+        bail!("{name} has a column '{has}' but no '{lacks}': the two come together");
+    }
+    Ok(Columns { summary, recency_days: find("recency_days") })
 }
 
 fn read_parquet(path: &Path, name: &str, builder: &mut SummaryBuilder) -> Result<()> {
@@ -91,26 +128,38 @@ fn read_parquet(path: &Path, name: &str, builder: &mut SummaryBuilder) -> Result
         .with_context(|| format!("{name} is not a readable Parquet file"))?;
     let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let name_bytes: Vec<&[u8]> = names.iter().map(|h| h.as_bytes()).collect();
-    let wanted: Vec<String> =
-        columns(&name_bytes, name)?.iter().map(|&k| names[k].clone()).collect();
+    let layout = columns(&name_bytes, name)?;
+    builder.repeats = layout.summary[REPEATS[0]].is_some();
+    // Read in this order: the summary columns present, then recency_days.
+    let positions: Vec<usize> =
+        layout.summary.iter().flatten().chain(&layout.recency_days).copied().collect();
+    let wanted: Vec<String> = positions.iter().map(|&k| names[k].clone()).collect();
     super::parquet_source::check_types(&schema, &wanted, name)?;
     let df = ParquetReader::new(open()?)
         .with_columns(Some(wanted))
         .finish()
         .with_context(|| format!("{name} is not a readable Parquet file"))?;
-    // The columns come back in the order asked for.
-    let ix: [usize; 8] = std::array::from_fn(|k| k);
     // Every column as text, parsed like the CSV: one set of checks for both.
-    let text: Vec<Column> = ix
+    let text: Vec<Column> = df
+        .columns()
         .iter()
-        .map(|&k| df.columns()[k].cast(&DataType::String))
+        .map(|c| c.cast(&DataType::String))
         .collect::<PolarsResult<_>>()
         .with_context(|| format!("reading {name}"))?;
     let text: Vec<&StringChunked> =
         text.iter().map(|c| c.str()).collect::<PolarsResult<_>>().context("reading")?;
+    // The columns come back in the order asked for: where each one is in `text`.
+    let mut at = 0;
+    let mut next = || {
+        at += 1;
+        at - 1
+    };
+    let summary: [Option<usize>; 8] = layout.summary.map(|k| k.map(|_| next()));
+    let recency_days = layout.recency_days.map(|_| next());
     for row in 0..df.height() {
         let field = |k: usize| text[k].get(row).unwrap_or("").trim().as_bytes();
-        builder.push(std::array::from_fn(field), name, row as u64 + 1)?;
+        let values = summary.map(|k| k.map_or(&b""[..], field));
+        builder.push(values, recency_days.map(field), name, row as u64 + 1)?;
     }
     Ok(())
 }
@@ -120,12 +169,22 @@ struct SummaryBuilder {
     ids: CustomerIds,
     aggregates: Aggregates,
     summary: Summary,
+    /// Whether the file has the repeat columns.
+    repeats: bool,
     as_of: Option<i32>,
 }
 
 impl SummaryBuilder {
-    /// Adds one row: the summary columns' values in SUMMARY_COLUMNS order.
-    fn push(&mut self, v: [&[u8]; 8], name: &str, line: u64) -> Result<()> {
+    /// Adds one row: the summary columns' values in SUMMARY_COLUMNS order
+    /// (the repeat ones empty when the file has none), and recency_days if
+    /// the file has it.
+    fn push(
+        &mut self,
+        v: [&[u8]; 8],
+        recency_days: Option<&[u8]>,
+        name: &str,
+        line: u64,
+    ) -> Result<()> {
         let at = |col: usize| format!("{name} line {line}, column '{}'", SUMMARY_COLUMNS[col]);
         let shown = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let date = |col: usize| -> Result<i32> {
@@ -152,8 +211,9 @@ impl SummaryBuilder {
             bail!("{}: '{}' is not valid UTF-8", at(0), shown(v[0]));
         }
         let (first, last, as_of) = (date(1)?, date(2)?, date(7)?);
-        let (purchases, monetary, repeat_days, repeat_amount) =
-            (count(3)?, number(4)?, count(5)?, number(6)?);
+        let (purchases, monetary) = (count(3)?, number(4)?);
+        let (repeat_days, repeat_amount) =
+            if self.repeats { (count(5)?, number(6)?) } else { (0, 0.0) };
         match self.as_of {
             None => self.as_of = Some(as_of),
             Some(a) if a != as_of => bail!(
@@ -172,7 +232,24 @@ impl SummaryBuilder {
                 Day(as_of)
             );
         }
-        if repeat_days as i64 > (last - first) as i64 || (repeat_days > 0) != (last > first) {
+        if let Some(recency) = recency_days {
+            let days = parse_number(recency).filter(|d| d.fract() == 0.0);
+            if days != Some((as_of - last) as f64) {
+                bail!(
+                    "{name} line {line}, column 'recency_days': '{}' is not the {} days from last_purchase {} to as_of {}",
+                    shown(recency),
+                    as_of - last,
+                    Day(last),
+                    Day(as_of)
+                );
+            }
+        }
+        if purchases == 0 {
+            bail!("{}: 0 purchases; every customer of a summary has at least one", at(3));
+        }
+        if self.repeats
+            && (repeat_days as i64 > (last - first) as i64 || (repeat_days > 0) != (last > first))
+        {
             bail!(
                 "{}: {repeat_days} repeat purchase days do not fit between {} and {}",
                 at(5),
@@ -193,6 +270,9 @@ impl SummaryBuilder {
         a.last_purchase.push(last);
         a.purchases.push(purchases);
         a.net.push(monetary);
+        if !self.repeats {
+            return Ok(());
+        }
         let s = &mut self.summary;
         s.customer.push(code);
         s.x.push(repeat_days);
@@ -213,7 +293,7 @@ impl SummaryBuilder {
         Ok(CustomerSummary {
             ids: self.ids,
             aggregates: self.aggregates,
-            summary: self.summary,
+            summary: self.repeats.then_some(self.summary),
             as_of,
         })
     }
