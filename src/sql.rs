@@ -26,6 +26,7 @@
 use std::fmt::Write;
 
 use crate::cohorts::{Period, Retention};
+use crate::models::Unit;
 
 /// The SQL engines churn writes for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -53,8 +54,9 @@ pub struct Source {
 /// What a query computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Query {
-    /// One row per customer for `--summary` (models, RFM).
-    Summary,
+    /// One row per customer for `--summary` (models, RFM), with the
+    /// model summary x, t_x, T, monetary_avg in `unit` for other tools.
+    Summary { unit: Unit },
     /// The RFM base figures: the first columns of `churn rfm`.
     Rfm,
     /// The long cohort table of `churn cohorts`.
@@ -79,6 +81,11 @@ pub const SUMMARY_COLUMNS: [&str; 8] = [
     "repeat_amount",
     "as_of",
 ];
+
+/// The model summary in the query's time unit, after SUMMARY_COLUMNS: what
+/// lifetimes, PyMC-Marketing or CLVTools take. churn reads the exact columns
+/// before them instead, whatever the unit.
+pub const MODEL_COLUMNS: [&str; 4] = ["x", "t_x", "T", "monetary_avg"];
 
 /// The columns of the RFM base figures, in order (those of `churn rfm`, and the as-of day).
 pub const RFM_COLUMNS: [&str; 7] = [
@@ -246,15 +253,25 @@ impl Dialect {
 impl Source {
     /// The query, formatted for `dialect`.
     pub fn to_sql(&self, dialect: Dialect, query: Query) -> String {
+        let summary_columns: Vec<&str> =
+            SUMMARY_COLUMNS.iter().chain(&MODEL_COLUMNS).copied().collect();
         let (what, columns): (&str, &[&str]) = match query {
-            Query::Summary => {
-                ("one row per customer for `churn score|fit|rfm --summary`", &SUMMARY_COLUMNS)
+            Query::Summary { .. } => {
+                ("one row per customer for `churn score|fit|rfm --summary`", &summary_columns)
             }
             Query::Rfm => ("the RFM base figures, one row per customer", &RFM_COLUMNS),
             Query::Cohorts { .. } => ("the cohort table of `churn cohorts`", &COHORT_COLUMNS),
         };
         let mut s = String::new();
         let _ = writeln!(s, "-- churn {}: {what}.", env!("CARGO_PKG_VERSION"));
+        if let Query::Summary { unit } = query {
+            let _ = writeln!(
+                s,
+                "-- x: repeat purchase days; t_x, T: in {}s ({} days).",
+                unit.name(),
+                unit.days()
+            );
+        }
         if let Query::Cohorts { period, retention } = query {
             let _ = writeln!(
                 s,
@@ -269,7 +286,7 @@ impl Source {
         let _ = writeln!(s, "-- Columns: {}.", columns.join(", "));
         s.push_str(&self.rows(dialect));
         s.push_str(&match query {
-            Query::Summary => self.summary(dialect),
+            Query::Summary { unit } => self.summary(dialect, unit),
             Query::Rfm => self.rfm(dialect),
             Query::Cohorts { period, retention } => self.cohorts(dialect, period, retention),
         });
@@ -326,8 +343,11 @@ buys AS (
         )
     }
 
-    fn summary(&self, dialect: Dialect) -> String {
-        let text = dialect.text();
+    fn summary(&self, dialect: Dialect, unit: Unit) -> String {
+        let (text, double) = (dialect.text(), dialect.double());
+        let unit_days = format!("CAST({} AS {double})", unit.days());
+        let t_x = dialect.days_between("f.first_purchase", "f.last_purchase");
+        let t = dialect.days_between("f.first_purchase", "c.as_of");
         format!(
             "buy_days AS (
   SELECT customer_id, day, SUM(amount) AS amount FROM buys GROUP BY customer_id, day
@@ -348,7 +368,12 @@ SELECT f.customer_id, f.first_purchase, f.last_purchase,
        CAST(n.monetary AS {text}) AS monetary,
        CAST(f.repeat_days AS BIGINT) AS repeat_days,
        CAST(COALESCE(r.repeat_amount, 0) AS {text}) AS repeat_amount,
-       c.as_of
+       c.as_of,
+       CAST(f.repeat_days AS BIGINT) AS x,
+       CAST({t_x} AS {double}) / {unit_days} AS t_x,
+       CAST({t} + 1 AS {double}) / {unit_days} AS {big_t},
+       CASE WHEN f.repeat_days = 0 THEN CAST(0 AS {double})
+            ELSE CAST(r.repeat_amount AS {double}) / CAST(f.repeat_days AS {double}) END AS monetary_avg
 FROM firsts f
 JOIN purchase_counts p ON p.customer_id = f.customer_id
 JOIN nets n ON n.customer_id = f.customer_id
@@ -357,6 +382,7 @@ CROSS JOIN cutoff c
 ORDER BY f.customer_id;
 ",
             counts = PURCHASES_AND_NETS,
+            big_t = dialect.quote("T"),
         )
     }
 
@@ -501,12 +527,12 @@ mod tests {
 
     #[test]
     fn identifiers_are_quoted_per_dialect_and_options_change_the_query() {
-        let duck = query().to_sql(Dialect::Duckdb, Query::Summary);
+        let duck = query().to_sql(Dialect::Duckdb, Query::Summary { unit: Unit::Week });
         assert!(duck.contains("TRIM(CAST(\"Customer ID\" AS VARCHAR)) AS customer_id"));
         assert!(duck.contains("FROM shop.sales\n"));
         assert!(duck.contains("SELECT MAX(day) AS as_of FROM kept"));
         assert!(!duck.contains("k.amount >= 0"));
-        let spark = query().to_sql(Dialect::Spark, Query::Summary);
+        let spark = query().to_sql(Dialect::Spark, Query::Summary { unit: Unit::Week });
         assert!(spark.contains("TRIM(CAST(`Customer ID` AS STRING))"));
         assert!(spark.contains("TO_DATE(`date`)"));
         let q = Source {
@@ -515,10 +541,12 @@ mod tests {
             order: Some("order".into()),
             ..query()
         };
-        let pg = q.to_sql(Dialect::Postgres, Query::Summary);
+        let pg = q.to_sql(Dialect::Postgres, Query::Summary { unit: Unit::Week });
         assert!(pg.contains("SELECT DATE '2024-03-31' AS as_of"));
         assert!(pg.contains("WHERE k.day <= c.as_of AND k.amount >= 0"));
         assert!(pg.contains("NULLIF(TRIM(CAST(\"order\" AS VARCHAR)), '')"));
-        assert!(q.to_sql(Dialect::Bigquery, Query::Summary).contains("AS BIGNUMERIC)"));
+        assert!(q
+            .to_sql(Dialect::Bigquery, Query::Summary { unit: Unit::Week })
+            .contains("AS BIGNUMERIC)"));
     }
 }

@@ -2361,8 +2361,11 @@ fn sql_summary_run_in_duckdb_scores_like_the_transactions() {
         (&hand, &["--order", "order_id", "--as-of", "2024-03-31"], &["--as-of", "2024-03-31"]),
     ];
     for (k, (file, sql_flags, flags)) in cases.iter().enumerate() {
+        // The model summary's unit: it changes only the x, t_x, T, monetary_avg columns.
+        let unit: &[&str] = if k == 1 { &["--unit", "month"] } else { &[] };
         let mut args = vec!["sql", "summary", "--dialect", "duckdb", "--table", "tx"];
         args.extend_from_slice(sql_flags);
+        args.extend_from_slice(unit);
         let sql = dir.path().join(format!("q{k}.sql"));
         std::fs::write(&sql, stdout_of(&args)).unwrap();
         let summary = dir.path().join(format!("summary{k}.csv"));
@@ -2385,6 +2388,7 @@ fn sql_summary_run_in_duckdb_scores_like_the_transactions() {
         };
         assert_eq!(remote("rfm", &[]), local("rfm", &[]), "case {k}: rfm");
         if *file == sample.as_path() {
+            assert_model_summary(&summary, &local("score", unit));
             assert_eq!(remote("score", &[]), local("score", &[]), "case {k}: score");
             let parquet = format!("{s}.parquet");
             assert_eq!(
@@ -2457,6 +2461,34 @@ fn sql_rfm_and_cohorts_run_in_duckdb_equal_the_local_tables() {
         &[without_orders.to_str().unwrap(), sql.to_str().unwrap(), out.to_str().unwrap()],
     );
     assert_engine_table("cohorts", &[], &without_orders, &out);
+}
+
+/// The model summary an engine computed (x, t_x, T, monetary_avg, in the
+/// query's --unit) equals churn's own, the first columns of `churn score`
+/// with that unit, customer by customer and to the last bit.
+fn assert_model_summary(engine_csv: &Path, local_score: &str) {
+    let engine = std::fs::read_to_string(engine_csv).unwrap();
+    let mut lines = engine.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let ix = [at("customer_id"), at("x"), at("t_x"), at("T"), at("monetary_avg")];
+    let mut figures = std::collections::HashMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let values: Vec<f64> = ix[1..].iter().map(|&k| f[k].parse().unwrap()).collect();
+        figures.insert(f[ix[0]].to_string(), values);
+    }
+    let mut rows = local_score.lines();
+    assert!(rows.next().unwrap().starts_with("customer_id,frequency,recency,T,monetary_avg,"));
+    let mut n = 0;
+    for line in rows {
+        let f: Vec<&str> = line.split(',').collect();
+        let local: Vec<f64> = f[1..5].iter().map(|v| v.parse().unwrap()).collect();
+        assert_eq!(figures.get(f[0]), Some(&local), "customer {}", f[0]);
+        n += 1;
+    }
+    assert_eq!(n, figures.len());
+    assert!(n > 1000, "{n} customers");
 }
 
 const SPARK_RUN: &str = r#"
@@ -2533,11 +2565,13 @@ fn sql_summary_run_in_spark_scores_like_the_transactions() {
         let summary = dir.path().join(format!("summary{k}.csv"));
         let mut local = vec!["score", s, "-q"];
         local.extend_from_slice(flags);
+        let local = stdout_of(&local);
         assert_eq!(
             stdout_of(&["score", "--summary", summary.to_str().unwrap(), "-q"]),
-            stdout_of(&local),
+            local,
             "case {k}"
         );
+        assert_model_summary(&summary, &local);
     }
     for ((kind, flags), (_, out)) in ENGINE_TABLES.iter().zip(&tables) {
         assert_engine_table(kind, flags, &sample, out);
@@ -2736,11 +2770,13 @@ fn sql_queries_run_in_postgresql_equal_the_local_tables() {
         std::fs::write(&summary, pg.query_csv(&stdout_of(&a))).unwrap();
         let mut local = vec!["score", sample.to_str().unwrap(), "-q"];
         local.extend_from_slice(flags);
+        let local = stdout_of(&local);
         assert_eq!(
             stdout_of(&["score", "--summary", summary.to_str().unwrap(), "-q"]),
-            stdout_of(&local),
+            local,
             "summary {flags:?}"
         );
+        assert_model_summary(&summary, &local);
     }
     for (k, (kind, flags)) in ENGINE_TABLES.iter().enumerate() {
         let mut a = vec!["sql", kind, "--dialect", "postgres", "--table", "tx"];
@@ -2826,14 +2862,18 @@ fn rfm_base_figures_are_read_by_rfm_and_refused_by_the_models() {
 
 #[test]
 fn sql_period_and_retention_go_with_cohorts_only() {
-    for (kind, flag) in [("summary", "--period"), ("rfm", "--retention")] {
-        let value = if flag == "--period" { "week" } else { "rolling" };
+    for (kind, flag) in [("summary", "--period"), ("rfm", "--retention"), ("cohorts", "--unit")] {
+        let value = match flag {
+            "--period" => "week",
+            "--retention" => "rolling",
+            _ => "day",
+        };
         churn()
             .args(["sql", kind, "--dialect", "duckdb", "--table", "t", flag, value])
             .assert()
             .code(2)
             .stdout("")
-            .stderr(format!("churn: {flag} goes with `churn sql cohorts` only\n"));
+            .stderr(predicate::str::contains(format!("churn: {flag} goes with `churn sql ")));
     }
 }
 

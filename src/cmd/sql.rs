@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use crate::cli::ReturnsArg;
 use crate::cohorts::{Period, Retention};
+use crate::models::Unit;
 use crate::progress::Progress;
 use crate::sql::{Amount, Dialect, Query, Source};
 use crate::UsageError;
@@ -13,7 +14,8 @@ use crate::UsageError;
 pub enum Kind {
     /// One row per customer for `churn score|fit|rfm --summary`: customer_id,
     /// first_purchase, last_purchase, purchases, monetary, repeat_days,
-    /// repeat_amount, as_of.
+    /// repeat_amount, as_of; then the model summary x, t_x, T, monetary_avg
+    /// in --unit, for other tools.
     Summary,
     /// The RFM base figures, one row per customer: customer_id,
     /// first_purchase, last_purchase, recency_days, frequency, monetary,
@@ -85,6 +87,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ReturnsArg::Net, value_name = "POLICY")]
     pub returns: ReturnsArg,
 
+    /// Time unit of t_x and T (summary only): day, week or month (365.25/12 days).
+    #[arg(long, value_enum, value_name = "UNIT")]
+    pub unit: Option<Unit>,
+
     /// Cohort period (cohorts only): day, week (ISO, from Monday), month or quarter.
     #[arg(long, value_enum, value_name = "PERIOD")]
     pub period: Option<Period>,
@@ -107,7 +113,10 @@ pub fn run(args: Args, _progress: &Progress) -> Result<()> {
             let flag = if args.period.is_some() { "--period" } else { "--retention" };
             return Err(UsageError(format!("{flag} goes with `churn sql cohorts` only")).into());
         }
-        Kind::Summary => Query::Summary,
+        Kind::Rfm | Kind::Cohorts if args.unit.is_some() => {
+            return Err(UsageError("--unit goes with `churn sql summary` only".into()).into());
+        }
+        Kind::Summary => Query::Summary { unit: args.unit.unwrap_or_default() },
         Kind::Rfm => Query::Rfm,
         Kind::Cohorts => Query::Cohorts {
             period: args.period.unwrap_or_default(),
