@@ -250,6 +250,25 @@ pub struct OutputArgs {
     pub output_delimiter: Option<u8>,
 }
 
+/// How the rows are held while they are analysed: in memory, or spilled to
+/// disk by customer for inputs larger than memory.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Engine")]
+pub struct EngineArgs {
+    /// memory: every row in memory (about 24 bytes a row, fastest);
+    /// streaming: rows spilled to disk by customer and analysed a partition
+    /// at a time, so that memory grows with the number of customers, not of
+    /// rows; auto: streaming when the input would take more than half the
+    /// available memory.
+    #[arg(long, value_enum, default_value_t = crate::input::Engine::Auto, value_name = "ENGINE")]
+    pub engine: crate::input::Engine,
+
+    /// Where the streaming engine spills rows (default: $TMPDIR, else /tmp);
+    /// it needs about as much space as the input takes as CSV.
+    #[arg(long, value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
+}
+
 /// What a customer list (`churn rfm`, `churn score`) carries besides its
 /// figures: columns of the export, and a recommended action.
 #[derive(Args, Debug, Clone, Default)]
@@ -369,6 +388,26 @@ impl InputArgs {
         progress: &Progress,
     ) -> Result<(crate::input::Transactions, crate::input::LoadReport)> {
         self.load_keeping(&[], progress)
+    }
+
+    /// Reads the transactions and hands them to `analyse`, whole or (with the
+    /// streaming engine) a partition of customers at a time; its results in
+    /// partition order. Like [`InputArgs::load_keeping`] otherwise.
+    pub fn load_each<T>(
+        &self,
+        engine: &EngineArgs,
+        keep: &[String],
+        progress: &Progress,
+        analyse: impl FnMut(crate::input::Transactions) -> Result<T>,
+    ) -> Result<(Vec<T>, crate::input::LoadReport)> {
+        let opts = LoadOptions { keep: keep.to_vec(), ..self.load_options() };
+        let temp_dir = engine.temp_dir.as_deref();
+        let (results, report) =
+            crate::input::load_each(&opts, engine.engine, temp_dir, progress, analyse)?;
+        progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
+        crate::release_freed_memory();
+        progress.stage("load");
+        Ok((results, report))
     }
 
     /// [`InputArgs::load`], carrying the latest value of the `keep` columns

@@ -89,6 +89,9 @@ pub struct Cell {
     pub orders: u64,
     /// Net amount of the cohort's rows dated in this period.
     pub revenue: f64,
+    /// The same in ten-thousandths, exactly, when every amount is decimal
+    /// money (at most 4 decimals): what [`merge`] adds up.
+    pub revenue_units: Option<i64>,
     /// The period contains the as-of date and is not complete.
     pub partial: bool,
 }
@@ -229,10 +232,54 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
                 retention: customers[i] as f64 / cohort_size as f64,
                 orders: orders[i],
                 revenue: revenue(i),
+                revenue_units: scale.map(|m| units[i] * (1e4 / m) as i64),
                 partial: cohort + k == last_index && !as_of_complete,
             });
         }
     }
+    Cohorts { period, retention, cells, rows_before_first_purchase: before }
+}
+
+/// The cohort matrices of disjoint sets of customers (the partitions of
+/// the streaming engine), as one: counts and sizes add up, retention is
+/// recomputed, revenue is added exactly where every part has it exactly.
+/// All parts share the period, the retention and the as-of date.
+pub fn merge(parts: Vec<Cohorts>) -> Cohorts {
+    if parts.len() == 1 {
+        return parts.into_iter().next().unwrap();
+    }
+    let (period, retention) =
+        parts.first().map_or_else(Default::default, |p| (p.period, p.retention));
+    let mut cells: std::collections::BTreeMap<(i32, u32), Cell> = Default::default();
+    let mut before = 0;
+    for part in parts {
+        before += part.rows_before_first_purchase;
+        for c in part.cells {
+            match cells.entry((c.cohort, c.period)) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(c);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    let m = o.get_mut();
+                    m.cohort_size += c.cohort_size;
+                    m.customers += c.customers;
+                    m.orders += c.orders;
+                    m.revenue += c.revenue;
+                    m.revenue_units = m.revenue_units.zip(c.revenue_units).map(|(a, b)| a + b);
+                }
+            }
+        }
+    }
+    let cells = cells
+        .into_values()
+        .map(|mut c| {
+            c.retention = c.customers as f64 / c.cohort_size as f64;
+            if let Some(u) = c.revenue_units {
+                c.revenue = u as f64 / 1e4;
+            }
+            c
+        })
+        .collect();
     Cohorts { period, retention, cells, rows_before_first_purchase: before }
 }
 
@@ -282,7 +329,51 @@ mod tests {
         tx
     }
 
+    /// The rows of the customers `keep` picks, with codes renumbered densely.
+    fn customers_of(rows: &[(u32, i32, f64)], keep: impl Fn(u32) -> bool) -> Vec<(u32, i32, f64)> {
+        let mut codes = std::collections::BTreeMap::new();
+        rows.iter()
+            .filter(|r| keep(r.0))
+            .map(|&(c, d, a)| {
+                let n = codes.len() as u32;
+                (*codes.entry(c).or_insert(n), d, a)
+            })
+            .collect()
+    }
+
     proptest! {
+        #[test]
+        fn merged_partitions_equal_the_whole(
+            rows in prop::collection::vec((0u32..40, 0i32..500, -5000i64..20000), 1..300),
+            period in prop_oneof![Just(Period::Day), Just(Period::Week), Just(Period::Month), Just(Period::Quarter)],
+            rolling in any::<bool>(),
+            parts in 2u32..5,
+        ) {
+            // Amounts in cents, as money is: revenue must add up exactly.
+            let rows: Vec<(u32, i32, f64)> =
+                rows.into_iter().map(|(c, d, cents)| (c, d, cents as f64 / 100.0)).collect();
+            let as_of = rows.iter().map(|r| r.1).max().unwrap();
+            let retention = if rolling { Retention::Rolling } else { Retention::Classic };
+            let whole = compute(&tx_from(&rows, 40, as_of), period, retention);
+            let pieces: Vec<Cohorts> = (0..parts)
+                .map(|p| {
+                    let part = customers_of(&rows, |c| c % parts == p);
+                    compute(&tx_from(&part, 40, as_of), period, retention)
+                })
+                .collect();
+            let merged = merge(pieces);
+            prop_assert_eq!(merged.rows_before_first_purchase, whole.rows_before_first_purchase);
+            prop_assert_eq!(merged.cells.len(), whole.cells.len());
+            for (m, w) in merged.cells.iter().zip(&whole.cells) {
+                prop_assert_eq!(
+                    (m.cohort, m.period, m.cohort_size, m.customers, m.orders, m.partial),
+                    (w.cohort, w.period, w.cohort_size, w.customers, w.orders, w.partial)
+                );
+                prop_assert_eq!(m.retention.to_bits(), w.retention.to_bits());
+                prop_assert_eq!(m.revenue.to_bits(), w.revenue.to_bits(), "{:?} {:?}", m, w);
+            }
+        }
+
         #[test]
         fn cohort_invariants(
             rows in prop::collection::vec((0u32..30, 0i32..400, -50.0f64..200.0), 1..300),

@@ -468,12 +468,12 @@ pub fn check_destination(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Temporary files being written, removed by [`remove_pending_files`] when
+/// Temporary files being written (and spill directories), removed by [`remove_pending_files`] when
 /// the process is interrupted (a killed process cannot clean up, but an
 /// interrupted one should leave nothing behind).
 static PENDING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
-fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+pub(crate) fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
     PENDING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -481,7 +481,9 @@ fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
 /// Ctrl-C and SIGTERM, just before the process exits.
 pub fn remove_pending_files() {
     for p in pending().drain(..) {
-        let _ = std::fs::remove_file(p);
+        if std::fs::remove_file(&p).is_err() {
+            let _ = std::fs::remove_dir_all(p);
+        }
     }
 }
 

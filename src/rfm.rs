@@ -64,6 +64,16 @@ pub struct Aggregates {
     pub net: Vec<f64>,
 }
 
+impl Aggregates {
+    /// Appends another set of customers' aggregates after these.
+    pub fn append(&mut self, other: Aggregates) {
+        self.first_purchase.extend(other.first_purchase);
+        self.last_purchase.extend(other.last_purchase);
+        self.purchases.extend(other.purchases);
+        self.net.extend(other.net);
+    }
+}
+
 /// Aggregates the transactions per customer code. A purchase is a row with a
 /// positive amount (or a distinct order holding one); returns and zero
 /// amounts only move the net amount.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use crate::chart;
-use crate::cli::{InputArgs, OutputArgs};
+use crate::cli::{EngineArgs, InputArgs, OutputArgs};
 use crate::cohorts::{self, Cohorts, Period, Retention};
 use crate::input;
 use crate::output::{self, ColumnData, Table};
@@ -50,6 +50,9 @@ pub struct Args {
     #[command(flatten)]
     pub output: OutputArgs,
 
+    #[command(flatten)]
+    pub engine: EngineArgs,
+
     /// Cohort period: day, week (ISO, from Monday), month or quarter.
     #[arg(long, value_enum, default_value_t = Period::Month, help_heading = "Cohorts")]
     pub period: Period,
@@ -78,15 +81,18 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         Some(p) => Some(chart::Format::of(p, true).map_err(UsageError)?),
     };
     crate::cli::check_outputs(&args.input, &[args.chart.as_deref()])?;
-    let (tx, report) = args.input.load(progress)?;
+    let (parts, report) = args.input.load_each(&args.engine, &[], progress, |tx| {
+        Ok((cohorts::compute(&tx, args.period, args.retention), tx.as_of))
+    })?;
+    let as_of = parts.first().map_or(0, |p| p.1);
     let spinner = progress.spinner("computing cohorts");
-    let result = cohorts::compute(&tx, args.period, args.retention);
+    let result = cohorts::merge(parts.into_iter().map(|p| p.0).collect());
     spinner.finish_and_clear();
     progress.stage("cohorts");
     if result.cells.is_empty() {
         bail!(
             "no purchases (rows with a positive amount) on or before {}: no cohorts to compute",
-            input::day_string(tx.as_of)
+            input::day_string(as_of)
         );
     }
     let customers =
@@ -94,7 +100,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     progress.note(&format!(
         "{}; as of {}; {} cohorts",
         report.summary(customers as usize),
-        input::day_string(tx.as_of),
+        input::day_string(as_of),
         result.cells.iter().filter(|c| c.period == 0).count()
     ));
     if result.rows_before_first_purchase > 0 {
@@ -109,8 +115,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     };
     output::write_table(&table, &target)?;
     if let (Some(path), Some(format)) = (&args.chart, chart_format) {
-        let first = report.first_day.unwrap_or(tx.as_of).min(tx.as_of);
-        let svg = chart::heatmap_svg(&result, first, tx.as_of);
+        let first = report.first_day.unwrap_or(as_of).min(as_of);
+        let svg = chart::heatmap_svg(&result, first, as_of);
         let title = format!("Customer retention by {} cohort", args.period.name());
         let bytes = format.render(svg, &title).map_err(anyhow::Error::msg)?;
         output::atomic_write(path, |w| Ok(w.write_all(&bytes)?))?;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::cli::InputArgs;
-use crate::input;
+use crate::cli::{EngineArgs, InputArgs};
+use crate::input::{self, CustomerPart};
 use crate::models::{self, FittedModel, ModelName, Unit};
 use crate::output;
 use crate::progress::Progress;
@@ -41,6 +41,9 @@ pub enum FitModel {
 pub struct Args {
     #[command(flatten)]
     pub input: InputArgs,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// The model to fit.
     #[arg(long, value_enum, default_value_t = FitModel::Bgnbd, help_heading = "Model")]
@@ -80,10 +83,13 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             (s.model_summary(path)?, s.as_of, read)
         }
         None => {
-            let (tx, report) = args.input.load(progress)?;
-            let summary = models::summarize(&tx);
-            let read = report.summary(summary.len());
-            (summary, tx.as_of, read)
+            let (parts, report) = args.input.load_each(&args.engine, &[], progress, |tx| {
+                let summary = models::summarize(&tx);
+                Ok(CustomerPart { summary, as_of: tx.as_of, ..CustomerPart::default() })
+            })?;
+            let all = CustomerPart::join(parts);
+            let read = report.summary(all.summary.len());
+            (all.summary, all.as_of, read)
         }
     };
     if summary.is_empty() {

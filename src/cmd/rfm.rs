@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::actions::Actions;
-use crate::cli::{InputArgs, ListArgs, OutputArgs};
+use crate::cli::{EngineArgs, InputArgs, ListArgs, OutputArgs};
 use rayon::prelude::*;
 
-use crate::input::{self, CustomerIds};
+use crate::input::{self, CustomerIds, CustomerPart};
 use crate::output::{self, ColumnData, Table};
 use crate::progress::Progress;
 use crate::rfm::{self, CustomerRfm, Monetary, RfmOptions};
@@ -37,6 +37,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub list: ListArgs,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// Number of score bins N (2-99); scores run 1..N.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..100), help_heading = "RFM")]
@@ -76,15 +79,21 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             (s.aggregates, s.ids, s.as_of, Vec::new(), read, spinner)
         }
         None => {
-            let (mut tx, report) = args.input.load_keeping(&args.list.keep, progress)?;
+            let (parts, report) =
+                args.input.load_each(&args.engine, &args.list.keep, progress, |mut tx| {
+                    // Only the ids are needed from here on: the rows are freed on return.
+                    Ok(CustomerPart {
+                        aggregates: rfm::aggregate(&tx),
+                        ids: std::mem::take(&mut tx.ids),
+                        kept: std::mem::take(&mut tx.kept),
+                        as_of: tx.as_of,
+                        ..CustomerPart::default()
+                    })
+                })?;
             let spinner = progress.spinner("computing RFM");
-            let aggregates = rfm::aggregate(&tx);
-            // Only the ids are needed from here on: free the transactions first.
-            let (ids, as_of, kept) =
-                (std::mem::take(&mut tx.ids), tx.as_of, std::mem::take(&mut tx.kept));
-            drop(tx);
-            let read = report.summary(aggregates.purchases.iter().filter(|&&p| p > 0).count());
-            (aggregates, ids, as_of, kept, read, spinner)
+            let all = CustomerPart::join(parts);
+            let read = report.summary(all.aggregates.purchases.iter().filter(|&&p| p > 0).count());
+            (all.aggregates, all.ids, all.as_of, all.kept, read, spinner)
         }
     };
     crate::release_freed_memory();

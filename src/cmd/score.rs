@@ -7,8 +7,8 @@ use rayon::prelude::*;
 
 use crate::actions::Band;
 use crate::changes;
-use crate::cli::{InputArgs, ListArgs, OutputArgs};
-use crate::input;
+use crate::cli::{EngineArgs, InputArgs, ListArgs, OutputArgs};
+use crate::input::{self, CustomerPart};
 use crate::models::{self, FittedModel, ModelName, Unit};
 use crate::output::{self, ColumnData, Table};
 use crate::progress::Progress;
@@ -68,6 +68,9 @@ pub struct Args {
 
     #[command(flatten)]
     pub list: ListArgs,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// Write only what changed since PREVIOUS (an earlier output of `churn score`,
     /// CSV, with the same --columns): customers who are new, whose risk band or
@@ -252,14 +255,22 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             (s.aggregates, summary, s.ids, s.as_of, Vec::new(), read)
         }
         None => {
-            let (mut tx, report) = args.input.load_keeping(&args.list.keep, progress)?;
-            let (aggregates, summary) = models::histories(&tx);
-            // From here on only the ids and the as-of date are needed: free the rows.
-            let (ids, as_of, kept) =
-                (std::mem::take(&mut tx.ids), tx.as_of, std::mem::take(&mut tx.kept));
-            drop(tx);
-            let read = report.summary(summary.len());
-            (aggregates, summary, ids, as_of, kept, read)
+            let (parts, report) =
+                args.input.load_each(&args.engine, &args.list.keep, progress, |mut tx| {
+                    let (aggregates, summary) = models::histories(&tx);
+                    // From here on only the ids and the as-of date are needed: the
+                    // rows are freed on return.
+                    Ok(CustomerPart {
+                        ids: std::mem::take(&mut tx.ids),
+                        kept: std::mem::take(&mut tx.kept),
+                        aggregates,
+                        summary,
+                        as_of: tx.as_of,
+                    })
+                })?;
+            let all = CustomerPart::join(parts);
+            let read = report.summary(all.summary.len());
+            (all.aggregates, all.summary, all.ids, all.as_of, all.kept, read)
         }
     };
     crate::release_freed_memory();

@@ -17,7 +17,10 @@
 pub mod columns;
 mod csv_source;
 mod parquet_source;
+mod spill;
 pub mod summary;
+
+pub use spill::{load_each, Engine};
 
 /// Where the CSV reader may cut text into chunks; public for the fuzzer.
 #[doc(hidden)]
@@ -104,6 +107,44 @@ impl CustomerIds {
         self.bytes.extend_from_slice(id);
         self.ends.push(self.bytes.len());
         (self.ends.len() - 1) as u32
+    }
+
+    /// Appends `other`'s values after these, keeping their order.
+    pub fn append(&mut self, other: &CustomerIds) {
+        let offset = self.bytes.len();
+        self.bytes.extend_from_slice(&other.bytes);
+        self.ends.extend(other.ends.iter().map(|e| e + offset));
+    }
+}
+
+/// The per-customer results of one partition of the rows (or of all of
+/// them), indexed by that partition's customer codes.
+#[derive(Default)]
+pub struct CustomerPart {
+    pub ids: CustomerIds,
+    pub kept: Vec<(String, CustomerIds)>,
+    pub aggregates: crate::rfm::Aggregates,
+    pub summary: crate::models::Summary,
+    pub as_of: i32,
+}
+
+impl CustomerPart {
+    /// The parts as one: a later part's customer codes follow the earlier
+    /// parts' customers. Customers are in exactly one part, so per-customer
+    /// figures carry over unchanged. One part is returned as it is.
+    pub fn join(parts: Vec<CustomerPart>) -> CustomerPart {
+        let mut parts = parts.into_iter();
+        let mut all = parts.next().unwrap_or_default();
+        for part in parts {
+            let base = all.ids.len() as u32;
+            all.ids.append(&part.ids);
+            for ((_, column), (_, more)) in all.kept.iter_mut().zip(&part.kept) {
+                column.append(more);
+            }
+            all.aggregates.append(part.aggregates);
+            all.summary.append(part.summary, base);
+        }
+        all
     }
 }
 
@@ -788,6 +829,35 @@ fn latest_values(
 
 /// Reads all inputs, applies the as-of date and the returns policy.
 pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, LoadReport)> {
+    let mut builder = Builder::new();
+    let (mapping, mut report) = read_sources(opts, &mut builder, progress)?;
+    let (mut tx, mut h, skipped, kept) = builder.finish();
+    report.skipped = skipped;
+    if opts.count_duplicates {
+        rayon::slice::ParallelSliceMut::par_sort_unstable(&mut h[..]);
+        let distinct =
+            if h.is_empty() { 0 } else { 1 + h.windows(2).filter(|w| w[0] != w[1]).count() };
+        report.duplicates = Some(h.len() as u64 - distinct as u64);
+    }
+    if tx.is_empty() {
+        bail!(no_usable_rows(&report));
+    }
+    report.first_day = tx.day.iter().copied().min();
+    report.last_day = tx.day.iter().copied().max();
+    let as_of = analysis_date(opts, &mut report);
+    cut_rows(&mut tx, kept, as_of, opts, &mapping, &mut report);
+    if tx.is_empty() {
+        bail!(nothing_before_as_of(&report, as_of));
+    }
+    Ok((tx, report))
+}
+
+/// Reads every input into `sink`; the column mapping and a report of what was read.
+fn read_sources(
+    opts: &LoadOptions,
+    sink: &mut (impl BatchSink + Send),
+    progress: &Progress,
+) -> Result<(Mapping, LoadReport)> {
     if let Some(f) = &opts.date_format {
         crate::dates::validate_custom_format(f).map_err(UsageError)?;
     }
@@ -796,16 +866,13 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
         mapping: None,
         layout: opts.date_format.as_ref().map(|f| DateLayout::Custom(f.clone())),
     };
-    let mut builder = Builder::new();
     let mut report = LoadReport::default();
     for src in &srcs {
         let rows = match src.format {
             InputFormat::Csv | InputFormat::Tsv => {
-                csv_source::read(src, opts, &mut plan, &mut builder, progress)?
+                csv_source::read(src, opts, &mut plan, sink, progress)?
             }
-            InputFormat::Parquet => {
-                parquet_source::read(src, opts, &mut plan, &mut builder, progress)?
-            }
+            InputFormat::Parquet => parquet_source::read(src, opts, &mut plan, sink, progress)?,
         };
         report.files.push((src.display(), rows));
         report.rows += rows;
@@ -821,45 +888,62 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
     let mapping = plan.mapping.expect("mapping is set once a file has rows");
     report.mapping = mapping.to_string();
     report.date_layout = plan.layout.map(|l| l.to_string()).unwrap_or_default();
-    let (mut tx, mut h, skipped, kept) = builder.finish();
-    report.skipped = skipped;
-    if opts.count_duplicates {
-        rayon::slice::ParallelSliceMut::par_sort_unstable(&mut h[..]);
-        let distinct =
-            if h.is_empty() { 0 } else { 1 + h.windows(2).filter(|w| w[0] != w[1]).count() };
-        report.duplicates = Some(h.len() as u64 - distinct as u64);
-    }
-    if tx.is_empty() {
-        bail!(
-            "no usable rows: all {} rows were skipped ({})",
-            thousands(report.rows),
-            report
-                .skipped
-                .by_reason()
-                .iter()
-                .map(|(r, n)| format!("{r}: {}", thousands(*n)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    report.first_day = tx.day.iter().copied().min();
-    report.last_day = tx.day.iter().copied().max();
-    let as_of = match opts.as_of {
+    Ok((mapping, report))
+}
+
+fn no_usable_rows(report: &LoadReport) -> String {
+    format!(
+        "no usable rows: all {} rows were skipped ({})",
+        thousands(report.rows),
+        report
+            .skipped
+            .by_reason()
+            .iter()
+            .map(|(r, n)| format!("{r}: {}", thousands(*n)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn nothing_before_as_of(report: &LoadReport, as_of: i32) -> String {
+    format!(
+        "no transactions on or before the as-of date {} ({} are after it, the first on {})",
+        day_string(as_of),
+        count(report.after_as_of, "row"),
+        day_string(report.first_day.unwrap_or(as_of))
+    )
+}
+
+/// The analysis date: --as-of, else the latest day read (report.last_day).
+fn analysis_date(opts: &LoadOptions, report: &mut LoadReport) -> i32 {
+    match opts.as_of {
         Some(d) => d,
         None => {
             report.as_of_from_data = true;
-            report.last_day.unwrap()
+            report.last_day.expect("rows were read")
         }
-    };
+    }
+}
+
+/// Sets the as-of date, takes the --keep values, then drops the rows after
+/// the as-of date and (with --returns drop) the returns, counting both.
+fn cut_rows(
+    tx: &mut Transactions,
+    kept: CustomerIds,
+    as_of: i32,
+    opts: &LoadOptions,
+    mapping: &Mapping,
+    report: &mut LoadReport,
+) {
     tx.as_of = as_of;
     if !opts.keep.is_empty() {
         // Named as in the file, whatever the case of the flag.
         let names: Vec<String> = mapping.keep.iter().map(|&k| mapping.header[k].clone()).collect();
-        tx.kept = latest_values(&tx, &kept, &names);
+        tx.kept = latest_values(tx, &kept, &names);
     }
     drop(kept);
     let drop_returns = opts.returns == ReturnsPolicy::Drop;
-    let (after, dropped) = retain_rows(&mut tx, |day, amount| {
+    let (after, dropped) = retain_rows(tx, |day, amount| {
         if day > as_of {
             Some(0)
         } else if drop_returns && amount < 0.0 {
@@ -868,17 +952,8 @@ pub fn load(opts: &LoadOptions, progress: &Progress) -> Result<(Transactions, Lo
             None
         }
     });
-    report.after_as_of = after;
-    report.returns_dropped = dropped;
-    if tx.is_empty() {
-        bail!(
-            "no transactions on or before the as-of date {} ({} are after it, the first on {})",
-            day_string(as_of),
-            count(after, "row"),
-            day_string(report.first_day.unwrap_or(as_of))
-        );
-    }
-    Ok((tx, report))
+    report.after_as_of += after;
+    report.returns_dropped += dropped;
 }
 
 /// Removes rows for which `why` returns a reason (0 or 1), counting each.

@@ -65,6 +65,17 @@ pub struct Summary {
     pub monetary_avg: Vec<f64>,
 }
 
+impl Summary {
+    /// Appends other customers' histories, whose codes count from `code_base`.
+    pub fn append(&mut self, other: Summary, code_base: u32) {
+        self.customer.extend(other.customer.iter().map(|c| c + code_base));
+        self.x.extend(other.x);
+        self.t_x_days.extend(other.t_x_days);
+        self.t_days.extend(other.t_days);
+        self.monetary_avg.extend(other.monetary_avg);
+    }
+}
+
 /// The fewest customers a purchase model is fitted to.
 pub const MIN_CUSTOMERS: usize = 10;
 
