@@ -374,49 +374,98 @@ pub fn score_codes(
     as_of: i32,
     opts: &RfmOptions,
 ) -> Vec<CustomerRfm> {
-    let mut rows: Vec<CustomerRfm> = codes
+    let scoring = Scoring::new(&agg, codes, as_of, opts);
+    codes
         .par_iter()
         .map(|&c| {
             let ci = c as usize;
+            let (recency_days, frequency, monetary) = scoring.figures(&agg, c);
+            let (r_score, f_score, m_score, segment) =
+                scoring.scores(recency_days, frequency, monetary);
             CustomerRfm {
                 customer: c,
                 first_purchase: agg.first_purchase[ci],
                 last_purchase: agg.last_purchase[ci],
-                recency_days: as_of - agg.last_purchase[ci],
-                frequency: agg.purchases[ci],
-                monetary: match opts.monetary {
-                    Monetary::Total => agg.net[ci],
-                    Monetary::Mean => agg.net[ci] / agg.purchases[ci] as f64,
-                },
-                r_score: 0,
-                f_score: 0,
-                m_score: 0,
-                segment: 0,
+                recency_days,
+                frequency,
+                monetary,
+                r_score,
+                f_score,
+                m_score,
+                segment,
             }
         })
-        .collect();
-    drop(agg);
+        .collect()
+}
 
-    let (rq, (fq, mq)) = rayon::join(
-        || quantiles_of_ints(&rows, |r| r.recency_days as i64, opts.bins),
-        || {
-            rayon::join(
-                || quantiles_of_ints(&rows, |r| r.frequency as i64, opts.bins),
-                || quantiles_of(rows.iter().map(|r| r.monetary).collect(), opts.bins),
-            )
-        },
-    );
-    let segment_of = SegmentLookup::new(&opts.segments, opts.bins);
-    rows.par_iter_mut().for_each(|r| {
-        let r_score = score_down(r.recency_days as f64, &rq);
-        let f_score = score_up(r.frequency as f64, &fq);
-        let m_score = score_up(r.monetary, &mq);
-        r.r_score = r_score as u8;
-        r.f_score = f_score as u8;
-        r.m_score = m_score as u8;
-        r.segment = segment_of.get(r_score, f_score, m_score);
-    });
-    rows
+/// The RFM segment of each of the customers `codes`, in that order: what
+/// [`score_codes`] gives, without building its rows (1.6 GB for 40M
+/// customers) when only the segment is wanted.
+pub fn segment_codes(agg: &Aggregates, codes: &[u32], as_of: i32, opts: &RfmOptions) -> Vec<u16> {
+    let scoring = Scoring::new(agg, codes, as_of, opts);
+    codes
+        .par_iter()
+        .map(|&c| {
+            let (recency_days, frequency, monetary) = scoring.figures(agg, c);
+            scoring.scores(recency_days, frequency, monetary).3
+        })
+        .collect()
+}
+
+/// The quantile cut points of a set of customers and the segment table.
+struct Scoring {
+    as_of: i32,
+    monetary: Monetary,
+    recency_cuts: Vec<f64>,
+    frequency_cuts: Vec<f64>,
+    monetary_cuts: Vec<f64>,
+    segments: SegmentLookup,
+}
+
+impl Scoring {
+    fn new(agg: &Aggregates, codes: &[u32], as_of: i32, opts: &RfmOptions) -> Scoring {
+        let mut s = Scoring {
+            as_of,
+            monetary: opts.monetary,
+            recency_cuts: Vec::new(),
+            frequency_cuts: Vec::new(),
+            monetary_cuts: Vec::new(),
+            segments: SegmentLookup::new(&opts.segments, opts.bins),
+        };
+        let s_ref = &s;
+        let (rq, (fq, mq)) = rayon::join(
+            || quantiles_of_ints(codes, |&c| s_ref.figures(agg, c).0 as i64, opts.bins),
+            || {
+                rayon::join(
+                    || quantiles_of_ints(codes, |&c| s_ref.figures(agg, c).1 as i64, opts.bins),
+                    || {
+                        let values = codes.par_iter().map(|&c| s_ref.figures(agg, c).2).collect();
+                        quantiles_of(values, opts.bins)
+                    },
+                )
+            },
+        );
+        (s.recency_cuts, s.frequency_cuts, s.monetary_cuts) = (rq, fq, mq);
+        s
+    }
+
+    /// Recency in days, frequency and monetary value of customer `c`.
+    fn figures(&self, agg: &Aggregates, c: u32) -> (i32, u32, f64) {
+        let ci = c as usize;
+        let monetary = match self.monetary {
+            Monetary::Total => agg.net[ci],
+            Monetary::Mean => agg.net[ci] / agg.purchases[ci] as f64,
+        };
+        (self.as_of - agg.last_purchase[ci], agg.purchases[ci], monetary)
+    }
+
+    /// The R, F and M scores and the segment.
+    fn scores(&self, recency_days: i32, frequency: u32, monetary: f64) -> (u8, u8, u8, u16) {
+        let r = score_down(recency_days as f64, &self.recency_cuts);
+        let f = score_up(frequency as f64, &self.frequency_cuts);
+        let m = score_up(monetary, &self.monetary_cuts);
+        (r as u8, f as u8, m as u8, self.segments.get(r, f, m))
+    }
 }
 
 /// The k/N quantiles of integer values, from a histogram when their range
@@ -574,6 +623,28 @@ pub fn push_rfm_score(out: &mut String, r: u32, f: u32, m: u32, bins: u32) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn segments_alone_are_the_segments_of_the_rows(
+            customers in prop::collection::vec((0i32..400, 1u32..30, -100i64..100000), 1..200),
+            mean in any::<bool>(),
+            bins in 2u32..8,
+        ) {
+            let agg = Aggregates {
+                first_purchase: customers.iter().map(|c| c.0 - 10).collect(),
+                last_purchase: customers.iter().map(|c| c.0).collect(),
+                purchases: customers.iter().map(|c| c.1).collect(),
+                net: customers.iter().map(|c| c.2 as f64 / 100.0).collect(),
+            };
+            let monetary = if mean { Monetary::Mean } else { Monetary::Total };
+            let opts = RfmOptions { bins, monetary, segments: Segments::default() };
+            let codes: Vec<u32> = (0..customers.len() as u32).rev().collect();
+            let alone = segment_codes(&agg, &codes, 400, &opts);
+            let rows = score_codes(agg, &codes, 400, &opts);
+            prop_assert_eq!(alone, rows.iter().map(|r| r.segment).collect::<Vec<_>>());
+        }
+    }
 
     proptest! {
         /// Comparing two ids gives the order of sorting them all.

@@ -68,7 +68,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     };
     let actions = args.list.actions(&segments.names(), &args.output)?;
     let opts = RfmOptions { bins: args.bins, monetary: args.monetary, segments };
-    let empty = table(Vec::new(), &CustomerIds::default(), &[], &opts, actions.as_ref());
+    let empty = table(&[], &CustomerIds::default(), &[], &opts, actions.as_ref());
     let fixed: Vec<&str> = empty.columns.iter().map(|(n, _)| n.as_str()).collect();
     args.list.check_columns(&args.output, &fixed)?;
     let (aggregates, ids, as_of, kept, what_was_read, spinner) = match &args.summary {
@@ -108,9 +108,11 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     progress.stage("rfm");
     progress.note(&format!("{what_was_read}; as of {}", input::day_string(as_of)));
     let spinner = progress.spinner("writing");
-    let table = table(rows, &ids, &kept, &opts, actions.as_ref());
-    progress.stage("table");
-    output::write_table(&table, &target)?;
+    // Built and written a block of rows at a time: the table of 40M
+    // customers never exists whole.
+    output::write_blocks(&target, rows.len(), |r| {
+        table(&rows[r], &ids, &kept, &opts, actions.as_ref())
+    })?;
     spinner.finish_and_clear();
     progress.stage("write");
     Ok(())
@@ -118,15 +120,15 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
 
 /// The RFM rows as an output table, built column by column in parallel.
 pub fn table(
-    rows: Vec<CustomerRfm>,
+    rows: &[CustomerRfm],
     ids: &CustomerIds,
     kept: &[(String, CustomerIds)],
     opts: &RfmOptions,
     actions: Option<&Actions>,
 ) -> Table {
     let bins = opts.bins;
-    let ids = output::par_strings(&rows, |r, out| out.push_str(&ids.get(r.customer)));
-    let scores = output::par_strings(&rows, |r, out| {
+    let ids = output::par_strings(rows, |r, out| out.push_str(&ids.get(r.customer)));
+    let scores = output::par_strings(rows, |r, out| {
         rfm::push_rfm_score(out, r.r_score.into(), r.f_score.into(), r.m_score.into(), bins)
     });
     let int = |f: fn(&CustomerRfm) -> i32| ColumnData::I32(rows.par_iter().map(f).collect());
@@ -134,7 +136,7 @@ pub fn table(
     let mut t = Table::new();
     t.push("customer_id", ColumnData::Str(ids));
     for (name, values) in kept {
-        let column = output::par_strings(&rows, |r, out| out.push_str(&values.get(r.customer)));
+        let column = output::par_strings(rows, |r, out| out.push_str(&values.get(r.customer)));
         t.push(name, ColumnData::Str(column));
     }
     t.push("first_purchase", ColumnData::Date(rows.par_iter().map(|r| r.first_purchase).collect()));
@@ -147,7 +149,6 @@ pub fn table(
     t.push("m_score", score(|r| r.m_score));
     t.push("rfm_score", ColumnData::Str(scores));
     let segments: Vec<u16> = rows.par_iter().map(|r| r.segment).collect();
-    drop(rows);
     let names = opts.segments.names();
     let action = actions.map(|a| {
         let labels = names.iter().map(|n| a.action(n, None).to_string()).collect();

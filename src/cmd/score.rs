@@ -279,8 +279,11 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     // the list are broken by comparing the two ids).
     let names = RfmOptions::default().segments.names();
     let mut segment_of = vec![u16::MAX; ids.len()];
-    for r in rfm::score_codes(aggregates, &summary.customer, as_of, &RfmOptions::default()) {
-        segment_of[r.customer as usize] = r.segment;
+    let segments =
+        rfm::segment_codes(&aggregates, &summary.customer, as_of, &RfmOptions::default());
+    drop(aggregates);
+    for (&c, segment) in summary.customer.iter().zip(segments) {
+        segment_of[c as usize] = segment;
     }
     crate::release_freed_memory();
     progress.stage("rfm");
