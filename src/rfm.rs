@@ -65,6 +65,13 @@ pub struct Aggregates {
 }
 
 impl Aggregates {
+    pub fn reserve_exact(&mut self, more: usize) {
+        self.first_purchase.reserve_exact(more);
+        self.last_purchase.reserve_exact(more);
+        self.purchases.reserve_exact(more);
+        self.net.reserve_exact(more);
+    }
+
     /// Appends another set of customers' aggregates after these.
     pub fn append(&mut self, other: Aggregates) {
         self.first_purchase.extend(other.first_purchase);

@@ -358,16 +358,21 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     // Rows: filter, sort, cut.
     let risk = |i: usize| 1.0 - scores[i].p_alive;
     let var = |i: usize| risk(i) * scores[i].clv_if_alive;
-    let order: Vec<usize> =
-        (0..summary.len()).filter(|&i| args.min_risk.is_none_or(|p| risk(i) >= p)).collect();
     let key = |i: usize| match args.sort {
         SortBy::ValueAtRisk => var(i),
         SortBy::ChurnRisk => risk(i),
         SortBy::Clv => scores[i].clv,
     };
     let numeric = rfm::ids_are_numeric(&summary.customer, &ids);
-    let mut keyed: Vec<(f64, u32, u32)> =
-        order.par_iter().map(|&i| (key(i), summary.customer[i], i as u32)).collect();
+    // An indexed collect allocates once; a parallel filter would gather
+    // pieces and copy them (twice the memory for 40M customers).
+    let mut keyed: Vec<(f64, u32, u32)> = (0..summary.len())
+        .into_par_iter()
+        .map(|i| (key(i), summary.customer[i], i as u32))
+        .collect();
+    if let Some(p) = args.min_risk {
+        keyed.retain(|k| risk(k.2 as usize) >= p);
+    }
     let by_key = |a: &(f64, u32, u32), b: &(f64, u32, u32)| {
         b.0.total_cmp(&a.0).then_with(|| rfm::compare_ids(&ids, numeric, a.1, b.1))
     };

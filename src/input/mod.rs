@@ -133,8 +133,24 @@ impl CustomerPart {
     /// parts' customers. Customers are in exactly one part, so per-customer
     /// figures carry over unchanged. One part is returned as it is.
     pub fn join(parts: Vec<CustomerPart>) -> CustomerPart {
+        if parts.len() < 2 {
+            return parts.into_iter().next().unwrap_or_default();
+        }
+        // Room for everyone at once: growing by doubling would copy the
+        // tables of tens of millions of customers and hold them twice.
+        let sum = |f: fn(&CustomerPart) -> usize| parts.iter().map(f).sum::<usize>();
+        let customers = sum(|p| p.ids.len());
+        let id_bytes = sum(|p| p.ids.bytes.len());
+        let histories = sum(|p| p.summary.len());
         let mut parts = parts.into_iter();
         let mut all = parts.next().unwrap_or_default();
+        all.ids.bytes.reserve_exact(id_bytes - all.ids.bytes.len());
+        all.ids.ends.reserve_exact(customers - all.ids.len());
+        all.aggregates.reserve_exact(customers - all.aggregates.net.len());
+        all.summary.reserve_exact(histories - all.summary.len());
+        for (_, column) in &mut all.kept {
+            column.ends.reserve_exact(customers - column.len());
+        }
         for part in parts {
             let base = all.ids.len() as u32;
             all.ids.append(&part.ids);
@@ -143,6 +159,9 @@ impl CustomerPart {
             }
             all.aggregates.append(part.aggregates);
             all.summary.append(part.summary, base);
+            // The part's pages go back now, not at the end: else the parts
+            // and their join would be held at once.
+            crate::release_freed_memory();
         }
         all
     }

@@ -93,6 +93,8 @@ pub fn load_each<T>(
         cut_rows(&mut tx, kept, as_of, opts, &mapping, &mut report);
         if !tx.is_empty() {
             results.push(analyse(tx)?);
+            // The partition's rows are freed: return them before the next one.
+            crate::release_freed_memory();
         }
         bar.inc(1);
     }

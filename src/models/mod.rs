@@ -66,6 +66,14 @@ pub struct Summary {
 }
 
 impl Summary {
+    pub fn reserve_exact(&mut self, more: usize) {
+        self.customer.reserve_exact(more);
+        self.x.reserve_exact(more);
+        self.t_x_days.reserve_exact(more);
+        self.t_days.reserve_exact(more);
+        self.monetary_avg.reserve_exact(more);
+    }
+
     /// Appends other customers' histories, whose codes count from `code_base`.
     pub fn append(&mut self, other: Summary, code_base: u32) {
         self.customer.extend(other.customer.iter().map(|c| c + code_base));
