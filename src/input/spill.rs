@@ -68,6 +68,8 @@ pub fn load_each<T>(
     };
     let Some(partitions) = partitions else {
         let (tx, report) = super::load(opts, progress)?;
+        // The reader's buffers are freed: return them before the analysis.
+        crate::release_freed_memory();
         return Ok((vec![analyse(tx)?], report));
     };
     let dir = temp_dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
@@ -91,6 +93,7 @@ pub fn load_each<T>(
             .with_context(|| format!("reading back the spilled rows in {}", path.display()))?;
         let _ = std::fs::remove_file(path);
         cut_rows(&mut tx, kept, as_of, opts, &mapping, &mut report);
+        crate::release_freed_memory();
         if !tx.is_empty() {
             results.push(analyse(tx)?);
             // The partition's rows are freed: return them before the next one.
