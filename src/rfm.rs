@@ -382,11 +382,10 @@ pub fn score_codes(
     opts: &RfmOptions,
 ) -> Vec<CustomerRfm> {
     let scoring = Scoring::new(&agg, codes, as_of, opts);
-    codes
-        .par_iter()
-        .map(|&c| {
+    (codes, &scoring.figures[..])
+        .into_par_iter()
+        .map(|(&c, &(recency_days, frequency, monetary))| {
             let ci = c as usize;
-            let (recency_days, frequency, monetary) = scoring.figures(&agg, c);
             let (r_score, f_score, m_score, segment) =
                 scoring.scores(recency_days, frequency, monetary);
             CustomerRfm {
@@ -410,19 +409,16 @@ pub fn score_codes(
 /// customers) when only the segment is wanted.
 pub fn segment_codes(agg: &Aggregates, codes: &[u32], as_of: i32, opts: &RfmOptions) -> Vec<u16> {
     let scoring = Scoring::new(agg, codes, as_of, opts);
-    codes
-        .par_iter()
-        .map(|&c| {
-            let (recency_days, frequency, monetary) = scoring.figures(agg, c);
-            scoring.scores(recency_days, frequency, monetary).3
-        })
-        .collect()
+    scoring.figures.par_iter().map(|&(r, f, m)| scoring.scores(r, f, m).3).collect()
 }
 
-/// The quantile cut points of a set of customers and the segment table.
+/// A set of customers' recency, frequency and monetary value, their
+/// quantile cut points and the segment table.
 struct Scoring {
-    as_of: i32,
-    monetary: Monetary,
+    /// (recency in days, frequency, monetary) per customer, in the order of
+    /// the codes: gathered once, since the codes visit the per-customer
+    /// tables in id order, which is scattered in memory.
+    figures: Vec<(i32, u32, f64)>,
     recency_cuts: Vec<f64>,
     frequency_cuts: Vec<f64>,
     monetary_cuts: Vec<f64>,
@@ -431,39 +427,33 @@ struct Scoring {
 
 impl Scoring {
     fn new(agg: &Aggregates, codes: &[u32], as_of: i32, opts: &RfmOptions) -> Scoring {
-        let mut s = Scoring {
-            as_of,
-            monetary: opts.monetary,
-            recency_cuts: Vec::new(),
-            frequency_cuts: Vec::new(),
-            monetary_cuts: Vec::new(),
-            segments: SegmentLookup::new(&opts.segments, opts.bins),
-        };
-        let s_ref = &s;
-        let (rq, (fq, mq)) = rayon::join(
-            || quantiles_of_ints(codes, |&c| s_ref.figures(agg, c).0 as i64, opts.bins),
+        let figures: Vec<(i32, u32, f64)> = codes
+            .par_iter()
+            .map(|&c| {
+                let ci = c as usize;
+                let monetary = match opts.monetary {
+                    Monetary::Total => agg.net[ci],
+                    Monetary::Mean => agg.net[ci] / agg.purchases[ci] as f64,
+                };
+                (as_of - agg.last_purchase[ci], agg.purchases[ci], monetary)
+            })
+            .collect();
+        let (recency_cuts, (frequency_cuts, monetary_cuts)) = rayon::join(
+            || quantiles_of_ints(&figures, |f| f.0 as i64, opts.bins),
             || {
                 rayon::join(
-                    || quantiles_of_ints(codes, |&c| s_ref.figures(agg, c).1 as i64, opts.bins),
-                    || {
-                        let values = codes.par_iter().map(|&c| s_ref.figures(agg, c).2).collect();
-                        quantiles_of(values, opts.bins)
-                    },
+                    || quantiles_of_ints(&figures, |f| f.1 as i64, opts.bins),
+                    || quantiles_of(figures.par_iter().map(|f| f.2).collect(), opts.bins),
                 )
             },
         );
-        (s.recency_cuts, s.frequency_cuts, s.monetary_cuts) = (rq, fq, mq);
-        s
-    }
-
-    /// Recency in days, frequency and monetary value of customer `c`.
-    fn figures(&self, agg: &Aggregates, c: u32) -> (i32, u32, f64) {
-        let ci = c as usize;
-        let monetary = match self.monetary {
-            Monetary::Total => agg.net[ci],
-            Monetary::Mean => agg.net[ci] / agg.purchases[ci] as f64,
-        };
-        (self.as_of - agg.last_purchase[ci], agg.purchases[ci], monetary)
+        Scoring {
+            figures,
+            recency_cuts,
+            frequency_cuts,
+            monetary_cuts,
+            segments: SegmentLookup::new(&opts.segments, opts.bins),
+        }
     }
 
     /// The R, F and M scores and the segment.

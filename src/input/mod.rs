@@ -100,7 +100,13 @@ impl CustomerIds {
     }
 
     pub fn get(&self, code: u32) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(self.get_bytes(code))
+        // Ids are checked to be UTF-8 when read; `from_utf8` has a fast
+        // ASCII path that the lossy conversion's chunk iterator lacks.
+        let b = self.get_bytes(code);
+        match std::str::from_utf8(b) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(b),
+        }
     }
 
     pub fn push(&mut self, id: &[u8]) -> u32 {
