@@ -357,6 +357,9 @@ pub(crate) fn read(
             },
         );
         pending.clear();
+        if sink.failed() {
+            break;
+        }
         let mut batches = Vec::with_capacity(outs.len());
         for out in outs {
             if let Some((rel_line, bad)) = out.fail {

@@ -764,6 +764,11 @@ pub(crate) trait BatchSink {
     fn push_window(&mut self, window: Vec<Batch>);
     /// A hint: about this many more rows will arrive.
     fn reserve(&mut self, rows: usize, with_order: bool);
+    /// True when the sink cannot take more (a full disk): the reader stops
+    /// early, and the sink's owner reports why.
+    fn failed(&self) -> bool {
+        false
+    }
 }
 
 impl BatchSink for Builder {

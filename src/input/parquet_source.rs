@@ -260,6 +260,9 @@ fn read_piece(
             window.push(batch);
         }
         sink.push_window(window);
+        if sink.failed() {
+            break;
+        }
     }
     Ok(())
 }

@@ -262,6 +262,10 @@ impl BatchSink for Spill {
     }
 
     fn reserve(&mut self, _rows: usize, _with_order: bool) {}
+
+    fn failed(&self) -> bool {
+        self.error.is_some()
+    }
 }
 
 impl Drop for Spill {
