@@ -142,7 +142,9 @@ impl Dialect {
                 format!("CAST(CAST({expr} AS TIMESTAMP) AS DATE)")
             }
             Dialect::Spark | Dialect::Snowflake => format!("TO_DATE({expr})"),
-            Dialect::Bigquery => format!("DATE({expr})"),
+            // DATE() takes a DATE, DATETIME or TIMESTAMP but not a STRING
+            // column; every one of them casts to TIMESTAMP (DATETIME as UTC).
+            Dialect::Bigquery => format!("DATE(CAST({expr} AS TIMESTAMP))"),
         }
     }
 
