@@ -3052,7 +3052,7 @@ fn rfm_base_figures_are_read_by_rfm_and_refused_by_the_models() {
     ));
     let none = file("n.csv", &format!("{header}A,2024-01-05,2024-02-10,50,0,0,2024-03-31\n"));
     churn().args(["rfm", "--summary", &none]).assert().code(1).stderr(predicate::str::contains(
-        "n.csv line 2, column 'purchases': 0 purchases; every customer of a summary has at least one",
+        "n.csv line 2, column 'frequency': 0 purchases; every customer of a summary has at least one",
     ));
 }
 

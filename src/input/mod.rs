@@ -747,9 +747,7 @@ impl Builder {
         };
         for (s, part) in parts.into_iter().enumerate() {
             base[s] = ids.len() as u32;
-            let offset = ids.bytes.len();
-            ids.bytes.extend_from_slice(&part.bytes);
-            ids.ends.extend(part.ends.iter().map(|e| e + offset));
+            ids.append(&part);
         }
         self.tx.customer.par_iter_mut().for_each(|c| {
             *c = base[(*c as usize) & (SHARDS - 1)] + (*c >> SHARD_BITS);

@@ -53,6 +53,8 @@ impl CustomerSummary {
 struct Columns {
     /// SUMMARY_COLUMNS' positions; the repeat columns' are None together.
     summary: [Option<usize>; 8],
+    /// SUMMARY_COLUMNS as the file names them.
+    names: [&'static str; 8],
     recency_days: Option<usize>,
 }
 
@@ -79,7 +81,7 @@ pub fn read_summary(path: &Path) -> Result<CustomerSummary> {
             match &index {
                 None => {
                     let layout = columns(&fields, &name)?;
-                    builder.repeats = layout.summary[REPEATS[0]].is_some();
+                    builder.adopt(&layout);
                     index = Some(layout);
                 }
                 Some(ix) => {
@@ -115,7 +117,12 @@ fn columns(header: &[&[u8]], name: &str) -> Result<Columns> {
         };
         bail!("{name} has a column '{has}' but no '{lacks}': the two come together");
     }
-    Ok(Columns { summary, recency_days: find("recency_days") })
+    // Messages name the column as the file does.
+    let mut names = SUMMARY_COLUMNS;
+    if find("purchases").is_none() {
+        names[3] = "frequency";
+    }
+    Ok(Columns { summary, names, recency_days: find("recency_days") })
 }
 
 fn read_parquet(path: &Path, name: &str, builder: &mut SummaryBuilder) -> Result<()> {
@@ -129,7 +136,7 @@ fn read_parquet(path: &Path, name: &str, builder: &mut SummaryBuilder) -> Result
     let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let name_bytes: Vec<&[u8]> = names.iter().map(|h| h.as_bytes()).collect();
     let layout = columns(&name_bytes, name)?;
-    builder.repeats = layout.summary[REPEATS[0]].is_some();
+    builder.adopt(&layout);
     // Read in this order: the summary columns present, then recency_days.
     let positions: Vec<usize> =
         layout.summary.iter().flatten().chain(&layout.recency_days).copied().collect();
@@ -171,10 +178,18 @@ struct SummaryBuilder {
     summary: Summary,
     /// Whether the file has the repeat columns.
     repeats: bool,
+    /// The summary columns' names in the file, for messages.
+    names: [&'static str; 8],
     as_of: Option<i32>,
 }
 
 impl SummaryBuilder {
+    /// Takes the file's layout: whether it has repeat columns, and its names.
+    fn adopt(&mut self, layout: &Columns) {
+        self.repeats = layout.summary[REPEATS[0]].is_some();
+        self.names = layout.names;
+    }
+
     /// Adds one row: the summary columns' values in SUMMARY_COLUMNS order
     /// (the repeat ones empty when the file has none), and recency_days if
     /// the file has it.
@@ -185,7 +200,7 @@ impl SummaryBuilder {
         name: &str,
         line: u64,
     ) -> Result<()> {
-        let at = |col: usize| format!("{name} line {line}, column '{}'", SUMMARY_COLUMNS[col]);
+        let at = |col: usize| format!("{name} line {line}, column '{}'", self.names[col]);
         let shown = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let date = |col: usize| -> Result<i32> {
             DateLayout::Iso
