@@ -404,7 +404,7 @@ impl InputArgs {
         let temp_dir = engine.temp_dir.as_deref();
         let (results, report) =
             crate::input::load_each(&opts, engine.engine, temp_dir, progress, analyse)?;
-        loaded(&report, progress);
+        loaded(&report, progress, "analyse");
         Ok((results, report))
     }
 
@@ -417,17 +417,18 @@ impl InputArgs {
     ) -> Result<(crate::input::Transactions, crate::input::LoadReport)> {
         let opts = LoadOptions { keep: keep.to_vec(), ..self.load_options() };
         let (tx, report) = crate::input::load(&opts, progress)?;
-        loaded(&report, progress);
+        loaded(&report, progress, "load");
         Ok((tx, report))
     }
 }
 
 /// After reading: says which columns and date layout were used, and hands
 /// back memory the reader no longer needs.
-fn loaded(report: &crate::input::LoadReport, progress: &Progress) {
+/// `stage` names what ended for `CHURN_TIMINGS`.
+fn loaded(report: &crate::input::LoadReport, progress: &Progress, stage: &str) {
     progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
     crate::release_freed_memory();
-    progress.stage("load");
+    progress.stage(stage);
 }
 
 /// Checks every file a command will write, before anything is read: none

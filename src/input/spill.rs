@@ -70,6 +70,7 @@ pub fn load_each<T>(
         let (tx, report) = super::load(opts, progress)?;
         // The reader's buffers are freed: return them before the analysis.
         crate::release_freed_memory();
+        progress.stage("load");
         return Ok((vec![analyse(tx)?], report));
     };
     let dir = temp_dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
@@ -79,6 +80,7 @@ pub fn load_each<T>(
     let written = spill.finish_writing();
     let (mapping, mut report) = read?;
     written?;
+    progress.stage("spill");
     report.skipped = spill.skipped;
     if spill.rows == 0 {
         bail!(no_usable_rows(&report));
