@@ -613,6 +613,13 @@ fn rfm_agrees_with_naive_implementation_on_multi_chunk_input() {
             "{id}"
         );
     }
+    // A file is mapped and cut in place; stdin is read into buffers; a
+    // byte-order mark is dropped by both: the same table every way.
+    let piped = churn().args(["rfm", "-", "-q"]).write_stdin(text.clone()).output().unwrap();
+    assert_eq!(String::from_utf8(piped.stdout).unwrap(), out);
+    let bom = dir.path().join("bom.csv");
+    std::fs::write(&bom, format!("\u{FEFF}{text}")).unwrap();
+    assert_eq!(stdout_of(&["rfm", bom.to_str().unwrap(), "-q"]), out);
 }
 
 const COHORT_HEADER: &str = "cohort,period,cohort_size,customers,retention,orders,revenue,partial";

@@ -5,6 +5,7 @@
 //! the parity right). Chunks whose bytes hold no quote at all, the common
 //! case, are split at their last newline without a scan.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, Read};
 
@@ -100,6 +101,97 @@ impl<R: Read> Chunker<R> {
                 None => target = self.buf.len() * 2,
             }
         }
+    }
+}
+
+/// Where chunks come from: a regular file is mapped into memory and cut in
+/// place, which spares copying every byte into freshly allocated chunk
+/// buffers (with the kernel zeroing their pages) on the one reading thread;
+/// stdin and gzip streams are read into buffers.
+enum Chunks<'m> {
+    Stream(Chunker<Box<dyn Read>>),
+    Mapped {
+        map: &'m memmap2::Mmap,
+        /// `map` without a leading byte-order mark.
+        data: &'m [u8],
+        pos: usize,
+        delim: u8,
+        bar: indicatif::ProgressBar,
+    },
+}
+
+impl<'m> Chunks<'m> {
+    fn next_chunk(&mut self) -> io::Result<Option<(Cow<'m, [u8]>, u64)>> {
+        match self {
+            Chunks::Stream(c) => Ok(c.next_chunk()?.map(|(v, off)| (Cow::Owned(v), off))),
+            Chunks::Mapped { data, pos, delim, bar, .. } => {
+                let rest = &data[*pos..];
+                if rest.is_empty() {
+                    return Ok(None);
+                }
+                let mut target = CHUNK_BYTES;
+                let end = loop {
+                    if target >= rest.len() {
+                        break rest.len();
+                    }
+                    if let Some(end) = last_boundary(&rest[..target], *delim) {
+                        break end;
+                    }
+                    target *= 2;
+                };
+                let off = *pos as u64;
+                *pos += end;
+                bar.inc(end as u64);
+                Ok(Some((Cow::Borrowed(&rest[..end]), off)))
+            }
+        }
+    }
+
+    /// Drops the pages of the chunks handed out so far from this process's
+    /// memory (they stay in the page cache): without it, a mapped file's
+    /// pages all count in its resident memory until the end. Call it only
+    /// when no chunk handed out is still in use.
+    fn release_consumed(&self) {
+        #[cfg(target_os = "linux")]
+        if let Chunks::Mapped { map, data, pos, .. } = self {
+            let end = map.len() - data.len() + pos;
+            // SAFETY: the map is a read-only file mapping and no slice of the
+            // released range is used afterwards; were one read, the pages
+            // would be read back from the file.
+            let _ =
+                unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, 0, end) };
+        }
+    }
+
+    /// True once the whole input has been handed out.
+    fn eof(&self) -> bool {
+        match self {
+            Chunks::Stream(c) => c.eof,
+            Chunks::Mapped { data, pos, .. } => *pos == data.len(),
+        }
+    }
+}
+
+/// Maps a regular, uncompressed, non-empty file; `None` for anything else.
+fn map_file(src: &Source) -> Result<Option<memmap2::Mmap>> {
+    let Some(path) = src.path.as_ref().filter(|_| !src.gzip) else { return Ok(None) };
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let meta = f.metadata().with_context(|| format!("cannot open {}", path.display()))?;
+    if !meta.is_file() || meta.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the map is only read. Like every tool that maps its input
+    // (ripgrep does), a file truncated by another process while it is read
+    // can end the run with SIGBUS; a file changed in place yields whatever
+    // bytes it then holds, as reading it would.
+    match unsafe { memmap2::Mmap::map(&f) } {
+        Ok(m) => {
+            #[cfg(unix)]
+            let _ = m.advise(memmap2::Advice::Sequential);
+            Ok(Some(m))
+        }
+        // Some file systems cannot map files: read them instead.
+        Err(_) => Ok(None),
     }
 }
 
@@ -239,8 +331,20 @@ pub(crate) fn read(
 ) -> Result<u64> {
     let name = src.display();
     let delim = delimiter(src, opts);
-    let (r, bar) = open(src, progress)?;
-    let mut chunker = Chunker::new(r, delim);
+    let map = map_file(src)?;
+    let (mut chunker, bar) = match &map {
+        Some(m) => {
+            let bar = progress.bytes(m.len() as u64, &format!("reading {}", src.display()));
+            // The stream reader drops a leading byte-order mark; so does this.
+            let data = m.strip_prefix(BOM).unwrap_or(&m[..]);
+            bar.inc((m.len() - data.len()) as u64);
+            (Chunks::Mapped { map: m, data, pos: 0, delim, bar: bar.clone() }, bar)
+        }
+        None => {
+            let (r, bar) = open(src, progress)?;
+            (Chunks::Stream(Chunker::new(r, delim)), bar)
+        }
+    };
     let read_err = |e: io::Error| {
         let hint = if src.gzip {
             format!(
@@ -300,8 +404,13 @@ pub(crate) fn read(
         Some(m) => m.rebind(&header, &name).map_err(anyhow::Error::msg)?,
     };
 
-    let data = first[data_start..].to_vec();
-    drop(first);
+    let data = match first {
+        Cow::Borrowed(b) => Cow::Borrowed(&b[data_start..]),
+        Cow::Owned(mut v) => {
+            v.drain(..data_start);
+            Cow::Owned(v)
+        }
+    };
     // Size the row arrays once from the first chunk's line length, rather
     // than doubling (and copying) them as rows arrive.
     if let (Some(path), false) = (&src.path, src.gzip) {
@@ -324,7 +433,7 @@ pub(crate) fn read(
     };
 
     let window = rayon::current_num_threads().max(1) * 2;
-    let mut pending: Vec<(Vec<u8>, u64)> = vec![(data, first_off + data_start as u64)];
+    let mut pending: Vec<(Cow<[u8]>, u64)> = vec![(data, first_off + data_start as u64)];
     let mut line_base = first_data_line;
     let mut rows = 0u64;
     // While one window of chunks is parsed, the previous one is interned.
@@ -357,6 +466,7 @@ pub(crate) fn read(
             },
         );
         pending.clear();
+        chunker.release_consumed();
         if sink.failed() {
             break;
         }
@@ -514,19 +624,19 @@ fn parse_values(rec: &csv::ByteRecord, m: &Mapping, p: &RowParser) -> Result<(i3
 
 /// Decides the date layout from the first chunk, and if that leaves
 /// day-first versus month-first open, from the whole file.
-fn detect_layout<R: Read>(
+fn detect_layout(
     src: &Source,
     data: &[u8],
     delim: u8,
     mapping: &Mapping,
-    chunker: &Chunker<R>,
+    chunker: &Chunks,
 ) -> Result<DateLayout> {
     let name = src.display();
     let col = mapping.name(mapping.date).to_string();
     let mut det = Detector::default();
     let mut example = None;
     observe_dates(data, delim, mapping.date, &mut det, &mut example);
-    if !det.settled() && !chunker.eof {
+    if !det.settled() && !chunker.eof() {
         if let Some(path) = &src.path {
             // Ambiguous so far: look at every date of the file.
             let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -551,8 +661,11 @@ fn detect_layout<R: Read>(
             }
         }
     }
-    let note =
-        if src.path.is_none() && !chunker.eof { ", in the first rows read from stdin" } else { "" };
+    let note = if src.path.is_none() && !chunker.eof() {
+        ", in the first rows read from stdin"
+    } else {
+        ""
+    };
     super::detected_layout(&det, &col, &name, &example.unwrap_or_default(), note)
 }
 
@@ -672,5 +785,39 @@ mod tests {
         }
         assert!(n > 1);
         assert_eq!(all, text);
+    }
+
+    #[test]
+    fn mapped_chunks_cut_between_records() {
+        use std::io::Write;
+        let mut text = b"\xEF\xBB\xBFa,b\n".to_vec();
+        for i in 0..1_000_000 {
+            text.extend_from_slice(format!("c{i},\"x\ny\"\n").as_bytes());
+        }
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&text).unwrap();
+        let src =
+            Source { path: Some(f.path().to_path_buf()), format: InputFormat::Csv, gzip: false };
+        let map = map_file(&src).unwrap().expect("a regular file is mapped");
+        let data = map.strip_prefix(BOM).unwrap();
+        let mut mapped = Chunks::Mapped {
+            map: &map,
+            data,
+            pos: 0,
+            delim: b',',
+            bar: indicatif::ProgressBar::hidden(),
+        };
+        let mut all = Vec::new();
+        let mut n = 0;
+        while let Some((c, off)) = mapped.next_chunk().unwrap() {
+            assert_eq!(off as usize, all.len());
+            // Cut between records, never inside the quoted "x\ny".
+            assert!(c.ends_with(b"y\"\n"));
+            all.extend_from_slice(&c);
+            mapped.release_consumed();
+            n += 1;
+        }
+        assert!(n > 2 && mapped.eof());
+        assert_eq!(all, &text[3..]);
     }
 }
