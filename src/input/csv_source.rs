@@ -438,6 +438,8 @@ pub(crate) fn read(
     let mut rows = 0u64;
     // While one window of chunks is parsed, the previous one is interned.
     let mut parsed: Option<Vec<Batch>> = None;
+    // Batches the sink is done with, to be refilled.
+    let mut spare: Vec<Batch> = Vec::new();
     loop {
         while pending.len() < window {
             match chunker.next_chunk().map_err(read_err)? {
@@ -446,25 +448,28 @@ pub(crate) fn read(
             }
         }
         if pending.is_empty() {
-            if let Some(batches) = parsed.take() {
-                sink.push_window(batches);
+            if let Some(mut batches) = parsed.take() {
+                sink.push_window(&mut batches);
             }
             break;
         }
         let previous = parsed.take();
-        let (outs, ()) = rayon::join(
+        let reuse: Vec<Option<Batch>> = (0..pending.len()).map(|_| spare.pop()).collect();
+        let (outs, returned) = rayon::join(
             || {
                 pending
                     .par_iter()
-                    .map(|(c, off)| parse_chunk(c, *off, &ctx))
+                    .zip(reuse)
+                    .map(|((c, off), b)| parse_chunk(c, *off, &ctx, b))
                     .collect::<Vec<ChunkOut>>()
             },
             || {
-                if let Some(batches) = previous {
-                    sink.push_window(batches);
-                }
+                let mut batches = previous.unwrap_or_default();
+                sink.push_window(&mut batches);
+                batches
             },
         );
+        spare.extend(returned);
         pending.clear();
         chunker.release_consumed();
         if sink.failed() {
@@ -517,16 +522,17 @@ struct ChunkOut {
     fail: Option<(u64, Bad)>,
 }
 
-fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx) -> ChunkOut {
+/// Parses one chunk into `reuse` (a used batch) or a new batch.
+fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx, reuse: Option<Batch>) -> ChunkOut {
     let newlines = data.iter().filter(|&&b| b == b'\n').count() as u64;
     // Sized once from the line count: growing by doubling copied every
     // column several times per chunk.
-    let mut b = Batch::with_capacity(
-        newlines as usize + 1,
-        data.len() / 4,
-        ctx.mapping.order.is_some(),
-        ctx.hash_rows,
-    );
+    let (rows, key_bytes, orders) =
+        (newlines as usize + 1, data.len() / 4, ctx.mapping.order.is_some());
+    let mut b = match reuse {
+        Some(b) => b.recycle(rows, key_bytes, orders, ctx.hash_rows),
+        None => Batch::with_capacity(rows, key_bytes, orders, ctx.hash_rows),
+    };
     let mut rdr = reader_builder(ctx.delim).from_reader(data);
     let mut rec = csv::ByteRecord::new();
     let check_nul = data.contains(&0);

@@ -259,7 +259,7 @@ fn read_piece(
             }
             window.push(batch);
         }
-        sink.push_window(window);
+        sink.push_window(&mut window);
         if sink.failed() {
             break;
         }

@@ -214,9 +214,7 @@ impl Spill {
     }
 
     fn write_row(&mut self, b: &Batch, r: usize, kept_per_row: usize) -> io::Result<()> {
-        // The hash's high half, scaled onto 0..partitions.
-        let p = (((b.key_hash[r] >> 32) * self.paths.len() as u64) >> 32) as usize;
-        let w = &mut self.writers[p];
+        let w = &mut self.writers[partition_of(b.key_hash[r], self.paths.len())];
         let key = b.key(r);
         w.write_all(&(key.len() as u32).to_le_bytes())?;
         w.write_all(key)?;
@@ -240,9 +238,15 @@ impl Spill {
     }
 }
 
+/// A customer's partition: the high half of its id's hash, scaled onto
+/// `0..partitions`.
+pub(crate) fn partition_of(hash: u64, partitions: usize) -> usize {
+    (((hash >> 32) * partitions as u64) >> 32) as usize
+}
+
 impl BatchSink for Spill {
-    fn push_window(&mut self, window: Vec<Batch>) {
-        for b in &window {
+    fn push_window(&mut self, window: &mut [Batch]) {
+        for b in window.iter() {
             self.skipped.add(&b.skipped);
             let rows = b.day.len();
             self.rows += rows as u64;
@@ -312,11 +316,12 @@ fn read_partition(path: &Path, kept_per_row: usize) -> Result<(Transactions, sup
             batch.push_kept(&buf);
         }
         if batch.day.len() == BATCH_ROWS {
-            builder.push_window(vec![std::mem::take(&mut batch)]);
+            builder.push_window(std::slice::from_mut(&mut batch));
+            batch = std::mem::take(&mut batch).recycle(BATCH_ROWS, 0, false, false);
         }
     }
     if !batch.day.is_empty() {
-        builder.push_window(vec![batch]);
+        builder.push_window(std::slice::from_mut(&mut batch));
     }
     let (tx, _, _, kept) = builder.finish();
     Ok((tx, kept))
@@ -366,7 +371,7 @@ mod tests {
             b.order.push(order);
             b.push_kept(kept);
         }
-        spill.push_window(vec![b]);
+        spill.push_window(std::slice::from_mut(&mut b));
         spill.finish_writing().unwrap();
         assert_eq!((spill.rows, spill.first_day, spill.last_day), (5, -25567, 19003));
         let mut seen = Vec::new();
