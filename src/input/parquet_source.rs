@@ -343,7 +343,9 @@ fn number(n: &Numbers, i: usize, col: usize, p: &RowParser) -> Result<f64, Bad> 
 }
 
 fn convert(ctx: &Ctx, start: usize, end: usize) -> (Batch, Option<(usize, Bad)>) {
-    let mut b = Batch::default();
+    // Sized once: grown by doubling, the columns were copied several times.
+    let rows = end - start;
+    let mut b = Batch::with_capacity(rows, rows * 8, ctx.orders.is_some(), ctx.hash_rows);
     let m = ctx.mapping;
     let p = ctx.parser;
     let mut text = String::new();
