@@ -149,6 +149,9 @@ pub fn histories(tx: &Transactions) -> (Aggregates, Summary) {
 /// more rows: rows numbered from `tx.len()` on are ignored. When the rows are
 /// in day order, one grouping thus serves every earlier as-of date, whose
 /// rows are a prefix of them.
+/// How many customers ahead [`histories_of`] fetches rows.
+const PREFETCH_AHEAD: usize = 8;
+
 pub fn histories_of(tx: &Transactions, groups: &Grouped<u32>) -> (Aggregates, Summary) {
     let n = tx.ids.len();
     // Decimal money is summed exactly, as in `churn rfm`.
@@ -177,6 +180,18 @@ pub fn histories_of(tx: &Transactions, groups: &Grouped<u32>) -> (Aggregates, Su
         .for_each_init(
             || (Vec::<(i32, f64)>::new(), Vec::<u64>::new()),
             |(buys, orders), (c, (first, last, purchases, net, x, t_x, m))| {
+                // A customer's rows lie anywhere in the input: fetch a later
+                // customer's now, so that they are in cache when reached.
+                if c + PREFETCH_AHEAD < n {
+                    for &r in groups.get(c + PREFETCH_AHEAD) {
+                        let r = r as usize;
+                        crate::prefetch(&tx.day, r);
+                        crate::prefetch(&tx.amount, r);
+                        if let Some(o) = &tx.order {
+                            crate::prefetch(o, r);
+                        }
+                    }
+                }
                 let rows = groups.get(c);
                 let rows = &rows[..rows.partition_point(|&r| (r as usize) < tx.len())];
                 *net = match scale {
