@@ -709,9 +709,7 @@ fn write_rows(
     const BLOCK: usize = 16 * 1024;
     let starts: Vec<usize> = (0..rows).step_by(BLOCK).collect();
     let per_window = rayon::current_num_threads().max(1) * 4;
-    // The same buffers serve every window: no fresh pages to fault in.
-    let mut buffers: Vec<Vec<u8>> = vec![Vec::new(); per_window.min(starts.len())];
-    for window in starts.chunks(per_window) {
+    let format = |buffers: &mut [Vec<u8>], window: &[usize]| {
         buffers.par_iter_mut().zip(window).for_each(|(buf, &s)| {
             buf.clear();
             let t = block(s..(s + BLOCK).min(rows));
@@ -719,9 +717,28 @@ fn write_rows(
                 row(&t, i, s + i, buf);
             }
         });
-        for b in &buffers[..window.len()] {
-            w.write_all(b)?;
-        }
+    };
+    // Two sets of buffers, reused for every window (no fresh pages to fault
+    // in): while one window is written, the next is formatted.
+    let n = per_window.min(starts.len());
+    let (mut ready, mut next): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+        (vec![Vec::new(); n], vec![Vec::new(); n]);
+    let windows: Vec<&[usize]> = starts.chunks(per_window).collect();
+    if let Some(first) = windows.first() {
+        format(&mut ready, first);
+    }
+    for (k, window) in windows.iter().enumerate() {
+        let mut written = Ok(());
+        rayon::in_place_scope(|scope| {
+            if let Some(following) = windows.get(k + 1) {
+                let next = &mut next;
+                let format = &format;
+                scope.spawn(move |_| format(next, following));
+            }
+            written = ready[..window.len()].iter().try_for_each(|b| w.write_all(b));
+        });
+        written?;
+        std::mem::swap(&mut ready, &mut next);
     }
     Ok(())
 }

@@ -1734,6 +1734,11 @@ fn a_million_customers_with_one_row_each() {
     assert!(stderr.contains("read 1,000,000 rows from 1 input; 1,000,000 customers"), "{stderr}");
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 1_000_001);
+    // Written in many blocks, formatted while earlier ones are written: every
+    // customer once, in id order.
+    let ids: Vec<&str> = text.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!((ids[0], ids[999_999]), ("C0000000", "C0999999"));
     // Spot checks against the generator: C0000123 bought on 2023-04-11 for 24.01.
     assert!(text.contains("\nC0000123,2023-04-11,2023-04-11,"), "C0000123 missing");
     let c123 = text.lines().find(|l| l.starts_with("C0000123,")).unwrap();
