@@ -142,17 +142,35 @@ pub fn summarize(tx: &Transactions) -> Summary {
 /// rather than copies of the values keeps the peak memory of scoring 100M
 /// rows within a few GB, and one pass serves both analyses.
 pub fn histories(tx: &Transactions) -> (Aggregates, Summary) {
-    histories_of(tx, &group_by_customer(tx, |r| Some(r as u32)))
+    let groups = group_by_customer(tx, |r| Some(r as u32));
+    let figures = customer_figures(tx, &groups);
+    // The grouping (4 bytes a row, 8 a customer) goes before the summary is
+    // built: with 40M customers that is 0.7 GB less at the peak.
+    drop(groups);
+    figures.into_histories(tx.as_of)
 }
 
 /// [`histories`] from a grouping of row numbers made earlier, possibly of
 /// more rows: rows numbered from `tx.len()` on are ignored. When the rows are
 /// in day order, one grouping thus serves every earlier as-of date, whose
 /// rows are a prefix of them.
-/// How many customers ahead [`histories_of`] fetches rows.
+pub fn histories_of(tx: &Transactions, groups: &Grouped<u32>) -> (Aggregates, Summary) {
+    customer_figures(tx, groups).into_histories(tx.as_of)
+}
+
+/// How many customers ahead [`customer_figures`] fetches rows.
 const PREFETCH_AHEAD: usize = 8;
 
-pub fn histories_of(tx: &Transactions, groups: &Grouped<u32>) -> (Aggregates, Summary) {
+/// Every customer's aggregates and model figures, indexed by customer code
+/// (customers without a purchase included).
+struct CustomerFigures {
+    agg: Aggregates,
+    x: Vec<u32>,
+    t_x: Vec<i32>,
+    m: Vec<f64>,
+}
+
+fn customer_figures(tx: &Transactions, groups: &Grouped<u32>) -> CustomerFigures {
     let n = tx.ids.len();
     // Decimal money is summed exactly, as in `churn rfm`.
     let scale = crate::rfm::decimal_scale(&tx.amount);
@@ -255,15 +273,28 @@ pub fn histories_of(tx: &Transactions, groups: &Grouped<u32>) -> (Aggregates, Su
                 }
             },
         );
-    let customer: Vec<u32> =
-        (0..n as u32).filter(|&c| agg.first_purchase[c as usize] != i32::MAX).collect();
-    let x = customer.iter().map(|&c| x[c as usize]).collect();
-    let t_x_days = customer.iter().map(|&c| t_x[c as usize]).collect();
-    drop(t_x);
-    let monetary_avg = customer.iter().map(|&c| m[c as usize]).collect();
-    drop(m);
-    let t_days = customer.iter().map(|&c| tx.as_of + 1 - agg.first_purchase[c as usize]).collect();
-    (agg, Summary { customer, x, t_x_days, t_days, monetary_avg })
+    CustomerFigures { agg, x, t_x, m }
+}
+
+impl CustomerFigures {
+    /// The aggregates, and the summary of the customers with a purchase.
+    fn into_histories(self, as_of: i32) -> (Aggregates, Summary) {
+        let CustomerFigures { agg, x, t_x, m } = self;
+        let n = agg.first_purchase.len();
+        let customer: Vec<u32> =
+            (0..n as u32).filter(|&c| agg.first_purchase[c as usize] != i32::MAX).collect();
+        let t_days = customer.iter().map(|&c| as_of + 1 - agg.first_purchase[c as usize]).collect();
+        if customer.len() == n {
+            // Every customer bought (the usual case): no copies to gather.
+            return (agg, Summary { customer, x, t_x_days: t_x, t_days, monetary_avg: m });
+        }
+        let x = customer.iter().map(|&c| x[c as usize]).collect();
+        let t_x_days = customer.iter().map(|&c| t_x[c as usize]).collect();
+        drop(t_x);
+        let monetary_avg = customer.iter().map(|&c| m[c as usize]).collect();
+        drop(m);
+        (agg, Summary { customer, x, t_x_days, t_days, monetary_avg })
+    }
 }
 
 /// Distinct (x, t_x, T) patterns with their counts, and each customer's pattern.
