@@ -126,9 +126,17 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
         .reduce(|| (i32::MAX, i32::MIN), |x, y| (x.0.min(y.0), x.1.max(y.1)));
     let table: Vec<i64> = (lo..=hi.max(lo)).map(|d| period.index(d)).collect();
     let index_of = |day: i32| table[(day - lo) as usize];
-    let cohort_of: Vec<Option<i64>> =
-        first.par_iter().map(|&d| (d != i32::MAX).then(|| index_of(d))).collect();
-    let Some(first_index) = cohort_of.iter().flatten().min().copied() else {
+    // Each customer's cohort (its period index), NONE without a purchase: 4
+    // bytes a customer rather than an Option<i64>'s 16 (0.5 GB less at 40M
+    // customers).
+    const NONE: i32 = i32::MIN;
+    let cohort_index: Vec<i32> =
+        first.par_iter().map(|&d| if d == i32::MAX { NONE } else { index_of(d) as i32 }).collect();
+    let cohort_of = |c: usize| {
+        let i = cohort_index[c];
+        (i != NONE).then_some(i as i64)
+    };
+    let Some(first_index) = (0..n).filter_map(cohort_of).min() else {
         return Cohorts { period, retention, cells: Vec::new(), rows_before_first_purchase: 0 };
     };
     let width = (last_index - first_index + 1) as usize;
@@ -141,7 +149,7 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
     };
     let groups = group_by_customer(tx, |r| {
         (tx.amount[r] > 0.0).then(|| {
-            let c = cohort_of[tx.customer[r] as usize].expect("a purchase gives a cohort");
+            let c = cohort_of(tx.customer[r] as usize).expect("a purchase gives a cohort");
             ((index_of(tx.day[r]) - c) as u32, order_key(r))
         })
     });
@@ -151,7 +159,7 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
         .fold(
             || (vec![0u64; size], vec![0u64; size], vec![0u64; width], Vec::new()),
             |(mut customers, mut orders, mut sizes, mut buys), c| {
-                let Some(cohort) = cohort_of[c] else {
+                let Some(cohort) = cohort_of(c) else {
                     return (customers, orders, sizes, buys);
                 };
                 sizes[(cohort - first_index) as usize] += 1;
@@ -199,7 +207,7 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
     let mut floats = vec![0.0f64; if scale.is_some() { 0 } else { size }];
     let mut before = 0u64;
     for r in 0..tx.len() {
-        let Some(cohort) = cohort_of[tx.customer[r] as usize] else { continue };
+        let Some(cohort) = cohort_of(tx.customer[r] as usize) else { continue };
         let k = index_of(tx.day[r]) - cohort;
         if k < 0 {
             before += 1;
