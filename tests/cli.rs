@@ -1786,6 +1786,24 @@ fn wait_for_temp_file(dir: &Path, child: &mut std::process::Child) -> bool {
     false
 }
 
+/// Runs churn with `args` and sends it `signal` (`-INT`, ...) once one of
+/// its temporary files appears in `dir`; `None` when the run ended first.
+#[cfg(unix)]
+fn interrupted(args: &[&str], dir: &Path, signal: &str) -> Option<std::process::ExitStatus> {
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("churn"))
+        .args(args)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    if !wait_for_temp_file(dir, &mut child) {
+        child.wait().unwrap();
+        return None;
+    }
+    let pid = child.id().to_string();
+    assert!(StdCommand::new("kill").args([signal, &pid]).status().unwrap().success());
+    Some(child.wait().unwrap())
+}
+
 #[cfg(unix)]
 fn interrupted_run_keeps_the_old_output(signal: &str) -> Vec<String> {
     let input = million_customers();
@@ -1794,17 +1812,8 @@ fn interrupted_run_keeps_the_old_output(signal: &str) -> Vec<String> {
         let dir = TempDir::new().unwrap();
         let out = dir.path().join("out.csv");
         std::fs::write(&out, "previous\n").unwrap();
-        let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("churn"))
-            .args(["rfm", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        if !wait_for_temp_file(dir.path(), &mut child) {
-            continue;
-        }
-        let pid = child.id().to_string();
-        assert!(StdCommand::new("kill").args([signal, &pid]).status().unwrap().success());
-        let status = child.wait().unwrap();
+        let args = ["rfm", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "-q"];
+        let Some(status) = interrupted(&args, dir.path(), signal) else { continue };
         assert!(!status.success());
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "previous\n");
         return std::fs::read_dir(dir.path())
@@ -1939,18 +1948,11 @@ fn an_interrupted_streaming_run_removes_its_spill() {
     for _ in 0..5 {
         let dir = TempDir::new().unwrap();
         let d = dir.path().to_str().unwrap();
-        let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("churn"))
-            .args(["score", input.to_str().unwrap(), "--engine", "streaming", "--temp-dir", d])
-            .args(["-o", &format!("{d}/out.csv"), "-q"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        if !wait_for_temp_file(dir.path(), &mut child) {
-            continue;
-        }
-        let pid = child.id().to_string();
-        assert!(StdCommand::new("kill").args(["-INT", &pid]).status().unwrap().success());
-        assert_eq!(child.wait().unwrap().code(), Some(130));
+        let out = format!("{d}/out.csv");
+        let args = ["score", input.to_str().unwrap(), "--engine", "streaming", "--temp-dir", d];
+        let args = [&args[..], &["-o", &out, "-q"]].concat();
+        let Some(status) = interrupted(&args, dir.path(), "-INT") else { continue };
+        assert_eq!(status.code(), Some(130));
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(left.is_empty(), "{left:?}");
         return;

@@ -448,16 +448,7 @@ pub(crate) struct Batch {
 
 impl Batch {
     pub fn with_capacity(rows: usize, key_bytes: usize, orders: bool, row_hashes: bool) -> Self {
-        Batch {
-            key_bytes: Vec::with_capacity(key_bytes),
-            key_ends: Vec::with_capacity(rows),
-            key_hash: Vec::with_capacity(rows),
-            day: Vec::with_capacity(rows),
-            amount: Vec::with_capacity(rows),
-            order: Vec::with_capacity(if orders { rows } else { 0 }),
-            row_hash: Vec::with_capacity(if row_hashes { rows } else { 0 }),
-            ..Batch::default()
-        }
+        Batch::default().recycle(rows, key_bytes, orders, row_hashes)
     }
 
     /// Empties a used batch for the next chunk, keeping its allocations:
