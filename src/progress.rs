@@ -45,7 +45,19 @@ impl Progress {
                 .ok()
                 .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_string))
                 .unwrap_or_default();
-            eprintln!("churn: timing: {name} done at {:.3}s {peak}", t.elapsed().as_secs_f64());
+            // utime and stime of the process, in clock ticks (fields 14 and 15).
+            let cpu = std::fs::read_to_string("/proc/self/stat")
+                .ok()
+                .and_then(|s| {
+                    let fields: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
+                    let tick = |i: usize| fields.get(i)?.parse::<f64>().ok().map(|v| v / 100.0);
+                    Some(format!(" cpu user {:.2}s sys {:.2}s", tick(11)?, tick(12)?))
+                })
+                .unwrap_or_default();
+            eprintln!(
+                "churn: timing: {name} done at {:.3}s {peak}{cpu}",
+                t.elapsed().as_secs_f64()
+            );
         }
     }
 
