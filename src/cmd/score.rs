@@ -351,27 +351,29 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         sp[2]
     ));
     let horizon = models::Horizon::new(args.horizon, args.discount_rate, unit);
-    let scores = models::score_fitted(&summary, &pat, &purchase, &spend, horizon, |sc| sc);
+    // Scores are computed when needed: for every customer to sort them, and
+    // again for the rows written (with --top, a few hundred of millions).
+    let scorer = models::Scorer::fitted(&summary, &pat, &purchase, &spend, horizon);
     progress.stage("scores");
     spinner.finish_and_clear();
 
     // Rows: filter, sort, cut.
-    let risk = |i: usize| 1.0 - scores[i].p_alive;
-    let var = |i: usize| risk(i) * scores[i].clv_if_alive;
-    let key = |i: usize| match args.sort {
-        SortBy::ValueAtRisk => var(i),
-        SortBy::ChurnRisk => risk(i),
-        SortBy::Clv => scores[i].clv,
+    let risk = |sc: &models::Score| 1.0 - sc.p_alive;
+    let var = |sc: &models::Score| risk(sc) * sc.clv_if_alive;
+    let key = |sc: &models::Score| match args.sort {
+        SortBy::ValueAtRisk => var(sc),
+        SortBy::ChurnRisk => risk(sc),
+        SortBy::Clv => sc.clv,
     };
     let numeric = rfm::ids_are_numeric(&summary.customer, &ids);
     // An indexed collect allocates once; a parallel filter would gather
     // pieces and copy them (twice the memory for 40M customers).
     let mut keyed: Vec<(f64, u32, u32)> = (0..summary.len())
         .into_par_iter()
-        .map(|i| (key(i), summary.customer[i], i as u32))
+        .map(|i| (key(&scorer.score(i)), summary.customer[i], i as u32))
         .collect();
     if let Some(p) = args.min_risk {
-        keyed.retain(|k| risk(k.2 as usize) >= p);
+        keyed.retain(|k| risk(&scorer.score(k.2 as usize)) >= p);
     }
     let by_key = |a: &(f64, u32, u32), b: &(f64, u32, u32)| {
         b.0.total_cmp(&a.0).then_with(|| rfm::compare_ids(&ids, numeric, a.1, b.1))
@@ -388,11 +390,12 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let mut labels = names.clone();
     labels.push(String::new());
     let unknown = (labels.len() - 1) as u16;
-    let band = |i: usize| match risk(i) {
+    let band_of = |sc: &models::Score| match risk(sc) {
         r if r >= high => 0,
         r if r >= medium => 1,
         _ => 2,
     };
+    let band = |i: usize| band_of(&scorer.score(i));
     // With --changes-since, only the changed customers, then those gone.
     let band_names = ["high", "medium", "low"];
     let segment_label = |i: usize| match segment_of[summary.customer[i] as usize] {
@@ -436,6 +439,9 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let current_block = |r: std::ops::Range<usize>| -> Table {
         let order = &order[r];
         let f = |g: &dyn Fn(usize) -> f64| ColumnData::Float(order.iter().map(|&i| g(i)).collect());
+        let scores: Vec<models::Score> = order.iter().map(|&i| scorer.score(i)).collect();
+        let fs =
+            |g: &dyn Fn(&models::Score) -> f64| ColumnData::Float(scores.iter().map(g).collect());
         let mut t = Table::new();
         t.push(
             "customer_id",
@@ -449,18 +455,18 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         t.push("recency", f(&|i| summary.t_x_days[i] as f64 / unit.days()));
         t.push("T", f(&|i| summary.t_days[i] as f64 / unit.days()));
         t.push("monetary_avg", f(&|i| summary.monetary_avg[i]));
-        t.push("p_alive", f(&|i| scores[i].p_alive));
-        t.push("churn_risk", f(&risk));
-        t.push("expected_purchases", f(&|i| scores[i].expected_purchases));
-        t.push("p_no_purchase", f(&|i| scores[i].p_no_purchase));
-        t.push("expected_spend", f(&|i| scores[i].expected_spend));
-        t.push("clv", f(&|i| scores[i].clv));
-        t.push("value_at_risk", f(&var));
+        t.push("p_alive", fs(&|sc| sc.p_alive));
+        t.push("churn_risk", fs(&risk));
+        t.push("expected_purchases", fs(&|sc| sc.expected_purchases));
+        t.push("p_no_purchase", fs(&|sc| sc.p_no_purchase));
+        t.push("expected_spend", fs(&|sc| sc.expected_spend));
+        t.push("clv", fs(&|sc| sc.clv));
+        t.push("value_at_risk", fs(&var));
         t.push(
             "risk_band",
             ColumnData::Cat {
                 labels: vec!["high".to_string(), "medium".to_string(), "low".to_string()],
-                codes: order.iter().map(|&i| band(i)).collect(),
+                codes: scores.iter().map(band_of).collect(),
             },
         );
         t.push(
@@ -475,7 +481,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             else {
                 unreachable!("segment is categorical")
             };
-            let codes = segments.iter().zip(order).map(|(&s, &i)| s * 3 + band(i)).collect();
+            let codes = segments.iter().zip(&scores).map(|(&s, sc)| s * 3 + band_of(sc)).collect();
             t.push("action", ColumnData::Cat { labels: action_labels.clone(), codes });
         }
         t

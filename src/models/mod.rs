@@ -706,9 +706,8 @@ pub fn score_fitted<R: Send>(
     horizon: Horizon,
     keep: impl Fn(Score) -> R + Sync + Send,
 ) -> Vec<R> {
-    let kind = purchase.model.purchase_kind().expect("a purchase model");
-    let (pp, sp) = (purchase.param_vec(), spend.param_vec());
-    score_with(s, pat, kind, &[pp[0], pp[1], pp[2], pp[3]], &[sp[0], sp[1], sp[2]], horizon, keep)
+    let scorer = Scorer::fitted(s, pat, purchase, spend, horizon);
+    (0..s.len()).into_par_iter().map(|i| keep(scorer.score(i))).collect()
 }
 
 /// [`score`], keeping only `keep(score)` per customer: a caller that needs
@@ -722,44 +721,119 @@ pub fn score_with<R: Send>(
     horizon: Horizon,
     keep: impl Fn(Score) -> R + Sync + Send,
 ) -> Vec<R> {
-    let steps = horizon.units.ceil().max(1.0) as usize;
-    let per_pattern: Vec<(f64, f64, f64, f64)> = pat
-        .histories
-        .par_iter()
-        .map(|&h| {
-            let alive = purchase::p_alive(kind, purchase_params, h);
-            let mut discounted = 0.0;
-            let mut prev = 0.0;
-            for i in 1..=steps {
-                let t = (i as f64).min(horizon.units);
-                let e = purchase::expected_if_alive(kind, purchase_params, h, t);
-                discounted += (e - prev) * (-horizon.discount_per_unit * t).exp();
-                prev = e;
-            }
-            (
-                alive,
-                prev,
-                purchase::p_no_purchase(kind, purchase_params, h, horizon.units),
-                discounted,
-            )
-        })
-        .collect();
-    (0..s.len())
-        .into_par_iter()
-        .map(|i| {
-            let (alive, e_alive, p_none, discounted) = per_pattern[pat.of_customer[i] as usize];
-            let spend = spend::expected_spend(spend_params, s.x[i] as f64, s.monetary_avg[i]);
-            let clv_if_alive = discounted * spend;
-            keep(Score {
-                p_alive: alive,
-                expected_purchases: alive * e_alive,
-                p_no_purchase: p_none,
-                expected_spend: spend,
-                clv: alive * clv_if_alive,
-                clv_if_alive,
+    let scorer = Scorer::new(s, pat, kind, purchase_params, spend_params, horizon);
+    (0..s.len()).into_par_iter().map(|i| keep(scorer.score(i))).collect()
+}
+
+/// The purchase-model figures of one (x, t_x, T) pattern.
+#[derive(Clone, Copy, Debug)]
+struct PatternFigures {
+    p_alive: f64,
+    /// Expected purchases in the horizon if alive.
+    expected_if_alive: f64,
+    p_no_purchase: f64,
+    /// Σ over the horizon's units of the expected purchases in the unit if
+    /// alive, discounted from its end.
+    discounted_if_alive: f64,
+}
+
+/// Scores customers on demand. The purchase model's figures are computed
+/// up front, those given alive (a series per unit of the horizon, the bulk
+/// of the work) once per distinct (x, T), since they do not depend on t_x,
+/// and P(alive) once per pattern; a customer's score is then a lookup and a
+/// few multiplications. A list cut to its top N never holds six figures
+/// for every one of tens of millions of customers.
+pub struct Scorer<'a> {
+    summary: &'a Summary,
+    pat: &'a Patterns,
+    spend_params: [f64; 3],
+    per_pattern: Vec<PatternFigures>,
+}
+
+impl<'a> Scorer<'a> {
+    pub fn new(
+        summary: &'a Summary,
+        pat: &'a Patterns,
+        kind: Kind,
+        purchase_params: &[f64; 4],
+        spend_params: &[f64; 3],
+        horizon: Horizon,
+    ) -> Self {
+        let p = purchase_params;
+        let x_and_t = |h: &History| (h.x.to_bits(), h.t.to_bits());
+        let mut pairs: Vec<(u64, u64)> = pat.histories.par_iter().map(x_and_t).collect();
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        let steps = horizon.units.ceil().max(1.0) as usize;
+        // (expected purchases, P(no purchase), discounted expected purchases), if alive.
+        let given_alive: Vec<(f64, f64, f64)> = pairs
+            .par_iter()
+            .map(|&(x, t)| {
+                let h = History { x: f64::from_bits(x), t_x: 0.0, t: f64::from_bits(t) };
+                let mut discounted = 0.0;
+                let mut prev = 0.0;
+                for i in 1..=steps {
+                    let t = (i as f64).min(horizon.units);
+                    let e = purchase::expected_if_alive(kind, p, h, t);
+                    discounted += (e - prev) * (-horizon.discount_per_unit * t).exp();
+                    prev = e;
+                }
+                (prev, purchase::p_no_purchase_if_alive(kind, p, h, horizon.units), discounted)
             })
-        })
-        .collect()
+            .collect();
+        let per_pattern = pat
+            .histories
+            .par_iter()
+            .map(|h| {
+                let k = pairs.binary_search(&x_and_t(h)).expect("every pattern's (x, T) is listed");
+                let (expected_if_alive, none_if_alive, discounted_if_alive) = given_alive[k];
+                let p_alive = purchase::p_alive(kind, p, *h);
+                PatternFigures {
+                    p_alive,
+                    expected_if_alive,
+                    p_no_purchase: purchase::no_purchase_given(p_alive, none_if_alive),
+                    discounted_if_alive,
+                }
+            })
+            .collect();
+        Scorer { summary, pat, spend_params: *spend_params, per_pattern }
+    }
+
+    /// [`Scorer::new`] for a fitted purchase model and a fitted Gamma-Gamma model.
+    pub fn fitted(
+        summary: &'a Summary,
+        pat: &'a Patterns,
+        purchase: &FittedModel,
+        spend: &FittedModel,
+        horizon: Horizon,
+    ) -> Self {
+        let kind = purchase.model.purchase_kind().expect("a purchase model");
+        let (pp, sp) = (purchase.param_vec(), spend.param_vec());
+        Scorer::new(
+            summary,
+            pat,
+            kind,
+            &[pp[0], pp[1], pp[2], pp[3]],
+            &[sp[0], sp[1], sp[2]],
+            horizon,
+        )
+    }
+
+    /// The scores of the summary's `i`-th customer.
+    pub fn score(&self, i: usize) -> Score {
+        let f = self.per_pattern[self.pat.of_customer[i] as usize];
+        let (x, m) = (self.summary.x[i] as f64, self.summary.monetary_avg[i]);
+        let spend = spend::expected_spend(&self.spend_params, x, m);
+        let clv_if_alive = f.discounted_if_alive * spend;
+        Score {
+            p_alive: f.p_alive,
+            expected_purchases: f.p_alive * f.expected_if_alive,
+            p_no_purchase: f.p_no_purchase,
+            expected_spend: spend,
+            clv: f.p_alive * clv_if_alive,
+            clv_if_alive,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1092,6 +1166,39 @@ mod tests {
             prop_assert!((0.0..=1.0 + 1e-12).contains(&none), "{none}");
             let spend = spend::expected_spend(&[6.25, 3.74, 15.44], x, 35.0);
             prop_assert!(spend.is_finite() && spend > 0.0);
+        }
+
+        /// The scorer computes the figures given alive once per (x, T) and
+        /// shares them among customers with different t_x: each customer's
+        /// scores must still be exactly those of their own history.
+        #[test]
+        fn scorer_gives_each_customer_the_figures_of_their_own_history(
+            customers in proptest::collection::vec((0u32..4, 0i32..40, 0usize..3), 1..60),
+            kind in prop_oneof![Just(Kind::BgNbd), Just(Kind::MbgNbd), Just(Kind::Pnbd)],
+            unit in prop_oneof![Just(Unit::Day), Just(Unit::Week)],
+            horizon_days in prop_oneof![Just(1.0), Just(90.0), 1.0f64..400.0],
+        ) {
+            let mut s = Summary::default();
+            for (i, &(x, t_x, t)) in customers.iter().enumerate() {
+                let t_days = [35, 36, 300][t];
+                s.customer.push(i as u32);
+                s.x.push(x);
+                s.t_x_days.push(if x == 0 { 0 } else { t_x.min(t_days - 1) });
+                s.t_days.push(t_days);
+                s.monetary_avg.push(if x == 0 { 0.0 } else { 20.0 + x as f64 });
+            }
+            let pp = if kind == Kind::Pnbd { [0.55, 10.58, 0.61, 11.67] } else { [0.243, 4.414, 0.793, 2.426] };
+            let sp = [6.25, 3.74, 15.44];
+            let pat = patterns(&s, unit);
+            let horizon = Horizon::new(horizon_days, 0.1, unit);
+            let scorer = Scorer::new(&s, &pat, kind, &pp, &sp, horizon);
+            for i in 0..s.len() {
+                let (sc, h) = (scorer.score(i), s.history(i, unit));
+                prop_assert_eq!(sc.p_alive, purchase::p_alive(kind, &pp, h));
+                prop_assert_eq!(sc.expected_purchases, purchase::expected_purchases(kind, &pp, h, horizon.units));
+                prop_assert_eq!(sc.p_no_purchase, purchase::p_no_purchase(kind, &pp, h, horizon.units));
+                prop_assert_eq!(sc.expected_spend, spend::expected_spend(&sp, h.x, s.monetary_avg[i]));
+            }
         }
 
         /// Whatever parameters a fit returns and whatever the histories, every

@@ -98,9 +98,13 @@ pub fn expected_if_alive(p: &[f64; 4], h: History, t: f64) -> f64 {
 /// λ ~ Gamma(r+x, α+T), μ ~ Gamma(s, β+T) the first is closed-form and the
 /// second a one-dimensional integral, done by Simpson's rule on u = t w².
 pub fn p_no_purchase(p: &[f64; 4], h: History, t: f64) -> f64 {
+    super::purchase::no_purchase_given(p_alive(p, h), p_no_purchase_if_alive(p, h, t))
+}
+
+/// P(no purchase in (T, T + t] | alive at T, history); see [`p_no_purchase`].
+pub fn p_no_purchase_if_alive(p: &[f64; 4], h: History, t: f64) -> f64 {
     let [r, alpha, s, beta] = *p;
     let (at, bt, rx) = (alpha + h.t, beta + h.t, r + h.x);
-    let alive = p_alive(p, h);
     let survive = |u: f64| (rx * (at / (at + u)).ln() + s * (bt / (bt + u)).ln()).exp();
     let density = |u: f64| s / (bt + u) * survive(u);
     let n = 400;
@@ -118,7 +122,7 @@ pub fn p_no_purchase(p: &[f64; 4], h: History, t: f64) -> f64 {
         integral += weight * density(t * w * w) * 2.0 * t * w;
     }
     integral /= 3.0 * n as f64;
-    ((1.0 - alive) + alive * (survive(t) + integral)).clamp(0.0, 1.0)
+    survive(t) + integral
 }
 
 #[cfg(test)]

@@ -242,16 +242,25 @@ pub fn expected_purchases(kind: Kind, p: &[f64; 4], h: History, horizon: f64) ->
     p_alive(kind, p, h) * expected_if_alive(kind, p, h, horizon)
 }
 
-/// P(no purchase in (T, T + horizon] | history): dead, or alive with no
-/// purchase, the rate having posterior Gamma(r + x, α + T).
+/// P(no purchase in (T, T + horizon] | history): dead, or alive with no purchase.
 pub fn p_no_purchase(kind: Kind, p: &[f64; 4], h: History, horizon: f64) -> f64 {
+    no_purchase_given(p_alive(kind, p, h), p_no_purchase_if_alive(kind, p, h, horizon))
+}
+
+/// P(no purchase | history) from P(alive) and P(no purchase | alive).
+pub fn no_purchase_given(alive: f64, none_if_alive: f64) -> f64 {
+    ((1.0 - alive) + alive * none_if_alive).clamp(0.0, 1.0)
+}
+
+/// P(no purchase in (T, T + horizon] | alive at T, history). For BG/NBD
+/// the rate has posterior Gamma(r + x, α + T). Like [`expected_if_alive`],
+/// it depends on x and T only, not on t_x.
+pub fn p_no_purchase_if_alive(kind: Kind, p: &[f64; 4], h: History, horizon: f64) -> f64 {
     if kind == Kind::Pnbd {
-        return super::pareto::p_no_purchase(p, h, horizon);
+        return super::pareto::p_no_purchase_if_alive(p, h, horizon);
     }
     let [r, alpha, _, _] = *p;
-    let alive = p_alive(kind, p, h);
-    let none_if_alive = ((r + h.x) * ((alpha + h.t) / (alpha + h.t + horizon)).ln()).exp();
-    (1.0 - alive) + alive * none_if_alive
+    ((r + h.x) * ((alpha + h.t) / (alpha + h.t + horizon)).ln()).exp()
 }
 
 #[cfg(test)]
