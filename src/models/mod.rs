@@ -830,8 +830,7 @@ pub fn score_fitted<R: Send>(
     horizon: Horizon,
     keep: impl Fn(Score) -> R + Sync + Send,
 ) -> Vec<R> {
-    let scorer = Scorer::fitted(s, pat, purchase, spend, horizon);
-    (0..s.len()).into_par_iter().map(|i| keep(scorer.score(i))).collect()
+    Scorer::fitted(s, pat, purchase, spend, horizon).all(keep)
 }
 
 /// [`score`], keeping only `keep(score)` per customer: a caller that needs
@@ -845,8 +844,7 @@ pub fn score_with<R: Send>(
     horizon: Horizon,
     keep: impl Fn(Score) -> R + Sync + Send,
 ) -> Vec<R> {
-    let scorer = Scorer::new(s, pat, kind, purchase_params, spend_params, horizon);
-    (0..s.len()).into_par_iter().map(|i| keep(scorer.score(i))).collect()
+    Scorer::new(s, pat, kind, purchase_params, spend_params, horizon).all(keep)
 }
 
 /// The purchase-model figures of one (x, t_x, T) pattern.
@@ -941,6 +939,11 @@ impl<'a> Scorer<'a> {
             &[sp[0], sp[1], sp[2]],
             horizon,
         )
+    }
+
+    /// `keep(score)` of every customer of the summary, in its order.
+    pub fn all<R: Send>(&self, keep: impl Fn(Score) -> R + Sync + Send) -> Vec<R> {
+        (0..self.summary.len()).into_par_iter().map(|i| keep(self.score(i))).collect()
     }
 
     /// The scores of the summary's `i`-th customer.
