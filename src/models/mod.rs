@@ -565,7 +565,10 @@ fn fit_ml(
         None => vec![f64::NAN; params.len()],
     };
     let (ll, _) = term(&params);
-    let converged = m.converged && ll.is_finite() && std_errors.iter().all(|s| s.is_finite());
+    // A standard error of 0 comes from a Hessian that is not positive
+    // definite (a parameter running off to infinity): not a maximum.
+    let converged =
+        m.converged && ll.is_finite() && std_errors.iter().all(|s| s.is_finite() && *s > 0.0);
     Fit { params, std_errors, log_likelihood: ll, converged, observations: total_weight as u64 }
 }
 
@@ -1126,6 +1129,22 @@ mod tests {
         let warm = fit_spend_data(&data, 0.0, warm_start_stride(data.x.len())).unwrap();
         close(&warm, &fit_spend_data(&data, 0.0, None).unwrap());
         assert_recovered(&truth, &warm);
+    }
+
+    /// Spend with no customer-to-customer variation beyond chance sends q
+    /// and γ off to infinity; where the Hessian there came out singular
+    /// (standard errors of exactly 0), the fit was reported converged.
+    #[test]
+    fn a_spend_fit_that_runs_off_to_infinity_has_not_converged() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let mut s = Summary::default();
+        for c in 0..(WARM_START_FROM + 20_000) as u32 {
+            s.customer.push(c);
+            s.x.push(rng.gen_range(1..8u32));
+            s.monetary_avg.push(rng.gen_range(5.0..80.0));
+        }
+        let fit = fit_spend(&s, 0.0).unwrap();
+        assert!(!fit.converged, "{fit:?}");
     }
 
     #[test]
