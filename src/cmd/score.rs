@@ -352,7 +352,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     ));
     let horizon = models::Horizon::new(args.horizon, args.discount_rate, unit);
     // Scores are computed when needed: for every customer to sort them, and
-    // again for the rows written (with --top, a few hundred of millions).
+    // again for the rows written (with --top, a few hundred out of millions).
     let scorer = models::Scorer::fitted(&summary, &pat, &purchase, &spend, horizon);
     progress.stage("scores");
     spinner.finish_and_clear();

@@ -499,9 +499,6 @@ fn warm_start_stride(n: usize) -> Option<usize> {
     (n >= WARM_START_FROM).then_some(n / WARM_START_SAMPLE)
 }
 
-/// Where a fit starts: parameters, and BFGS's inverse Hessian in θ when known.
-type Start = (Vec<f64>, Option<Vec<Vec<f64>>>);
-
 /// The minimum of the objective on a sample, when that fit converged: its
 /// parameters, and BFGS's inverse Hessian, which spares the full fit the
 /// iterations that learn the curvature (the objective is a mean, so the
@@ -511,35 +508,38 @@ fn warm_start(
     penalty: f64,
     total_weight: f64,
     term: impl Fn(&[f64]) -> (f64, Vec<f64>) + Sync,
-) -> Option<Start> {
+) -> Option<(Vec<f64>, Vec<Vec<f64>>)> {
     let objective = ml_objective(penalty, total_weight, term);
     let theta0: Vec<f64> = start.iter().map(|v| v.ln()).collect();
     let m = optimize::minimize(&objective, &theta0, None);
-    m.converged.then(|| (m.theta.iter().map(|t| t.exp()).collect(), Some(m.inverse_hessian)))
+    m.converged.then(|| (m.theta.iter().map(|t| t.exp()).collect(), m.inverse_hessian))
 }
 
-/// [`fit_ml`] from `warm` when given, falling back to `start` if that
-/// does not converge.
+/// [`fit_ml`] from `warm` (parameters and BFGS's inverse Hessian) when
+/// given, falling back to `start` if that does not converge.
 fn fit_ml_from(
-    warm: Option<Start>,
+    warm: Option<(Vec<f64>, Vec<Vec<f64>>)>,
     start: &[f64],
     exact_gradient: bool,
     penalty: f64,
     total_weight: f64,
     term: impl Fn(&[f64]) -> (f64, Vec<f64>) + Sync,
 ) -> Fit {
-    if let Some(warm) = warm {
-        let fit = fit_ml(&warm, exact_gradient, penalty, total_weight, &term);
+    if let Some((params, inverse_hessian)) = warm {
+        let fit =
+            fit_ml(&params, Some(&inverse_hessian), exact_gradient, penalty, total_weight, &term);
         if fit.converged {
             return fit;
         }
     }
-    fit_ml(&(start.to_vec(), None), exact_gradient, penalty, total_weight, term)
+    fit_ml(start, None, exact_gradient, penalty, total_weight, term)
 }
 
-/// Fits from log-parameter starts; `term(params) -> (Σ w ll, Σ w ∇ll)` over the data.
+/// Fits from `start` (and BFGS's inverse Hessian in θ = ln p, when known);
+/// `term(params) -> (Σ w ll, Σ w ∇ll)` over the data.
 fn fit_ml(
-    (start, h0): &Start,
+    start: &[f64],
+    h0: Option<&[Vec<f64>]>,
     exact_gradient: bool,
     penalty: f64,
     total_weight: f64,
@@ -547,7 +547,7 @@ fn fit_ml(
 ) -> Fit {
     let objective = ml_objective(penalty, total_weight, &term);
     let theta0: Vec<f64> = start.iter().map(|v| v.ln()).collect();
-    let m = optimize::minimize(&objective, &theta0, h0.as_deref());
+    let m = optimize::minimize(&objective, &theta0, h0);
     let gradient =
         if m.gradient.len() == m.theta.len() { m.gradient.clone() } else { objective(&m.theta).1 };
     let h = optimize::hessian(&objective, &m.theta, exact_gradient.then_some(&gradient[..]));
