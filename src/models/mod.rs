@@ -310,19 +310,20 @@ pub struct Patterns {
 impl Patterns {
     /// Every `stride`-th pattern with its weight, for a warm start.
     fn every(&self, stride: usize) -> Patterns {
-        fn pick<T: Copy>(v: &[T], stride: usize) -> Vec<T> {
-            v.iter().step_by(stride).copied().collect()
-        }
         Patterns {
-            histories: pick(&self.histories, stride),
-            weights: pick(&self.weights, stride),
+            histories: every_nth(&self.histories, stride),
+            weights: every_nth(&self.weights, stride),
             of_customer: Vec::new(),
-            days: self
-                .days
-                .as_ref()
-                .map(|(t_x, t, unit_days)| (pick(t_x, stride), pick(t, stride), *unit_days)),
+            days: self.days.as_ref().map(|(t_x, t, unit_days)| {
+                (every_nth(t_x, stride), every_nth(t, stride), *unit_days)
+            }),
         }
     }
+}
+
+/// Every `stride`-th value, from the first.
+fn every_nth<T: Copy>(v: &[T], stride: usize) -> Vec<T> {
+    v.iter().step_by(stride).copied().collect()
 }
 
 pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
@@ -551,9 +552,10 @@ fn fit_ml(
     let gradient =
         if m.gradient.len() == m.theta.len() { m.gradient.clone() } else { objective(&m.theta).1 };
     let h = optimize::hessian(&objective, &m.theta, exact_gradient.then_some(&gradient[..]));
-    let theta = match m.converged {
-        true => optimize::newton_step(&objective, &m.theta, m.value, &gradient, &h),
-        false => None,
+    let theta = if m.converged {
+        optimize::newton_step(&objective, &m.theta, m.value, &gradient, &h)
+    } else {
+        None
     };
     let params: Vec<f64> = theta.as_ref().unwrap_or(&m.theta).iter().map(|t| t.exp()).collect();
     // Standard errors: inverse Hessian of the total negative log-likelihood in θ,
@@ -695,8 +697,12 @@ impl SpendData {
 
     /// Every `stride`-th customer, for a warm start.
     fn every(&self, stride: usize) -> SpendData {
-        let pick = |v: &[f64]| v.iter().step_by(stride).copied().collect::<Vec<f64>>();
-        SpendData { x: pick(&self.x), m: pick(&self.m), ln_m: pick(&self.ln_m), max_x: self.max_x }
+        SpendData {
+            x: every_nth(&self.x, stride),
+            m: every_nth(&self.m, stride),
+            ln_m: every_nth(&self.ln_m, stride),
+            max_x: self.max_x,
+        }
     }
 
     /// Σ log-likelihood and its gradient in (p, q, γ); the terms in x alone

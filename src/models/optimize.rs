@@ -30,8 +30,20 @@ pub struct Minimum {
     pub gradient: Vec<f64>,
 }
 
+impl Minimum {
+    /// A result without BFGS's curvature and gradient.
+    fn plain(theta: Vec<f64>, value: f64, converged: bool, iterations: usize) -> Minimum {
+        Minimum { theta, value, converged, iterations, inverse_hessian: vec![], gradient: vec![] }
+    }
+}
+
 fn finite(v: f64, g: &[f64]) -> bool {
     v.is_finite() && g.iter().all(|x| x.is_finite())
+}
+
+/// The largest absolute component.
+fn largest(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
 }
 
 /// BFGS with a backtracking (Armijo) line search, from the identity as
@@ -46,14 +58,7 @@ pub fn bfgs(
     let mut x = theta0.to_vec();
     let (mut fx, mut g) = f.eval(&x);
     if !finite(fx, &g) {
-        return Minimum {
-            theta: x,
-            value: fx,
-            converged: false,
-            iterations: 0,
-            inverse_hessian: vec![],
-            gradient: vec![],
-        };
+        return Minimum::plain(x, fx, false, 0);
     }
     let mut h = vec![vec![0.0; n]; n]; // inverse Hessian approximation
     for (i, row) in h.iter_mut().enumerate() {
@@ -62,92 +67,65 @@ pub fn bfgs(
     if let Some(h0) = h0.filter(|h0| h0.len() == n && h0.iter().flatten().all(|v| v.is_finite())) {
         h = h0.to_vec();
     }
-    for iter in 0..max_iter {
-        let gmax = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        if gmax < 1e-7 {
-            return Minimum {
-                theta: x,
-                value: fx,
-                converged: true,
-                iterations: iter,
-                inverse_hessian: h,
-                gradient: g,
-            };
-        }
-        let mut d: Vec<f64> =
-            (0..n).map(|i| -(0..n).map(|j| h[i][j] * g[j]).sum::<f64>()).collect();
-        let mut slope: f64 = d.iter().zip(&g).map(|(a, b)| a * b).sum();
-        if slope >= 0.0 {
-            // Not a descent direction: restart from steepest descent.
-            for (i, row) in h.iter_mut().enumerate() {
-                row.iter_mut().for_each(|v| *v = 0.0);
-                row[i] = 1.0;
+    // Where the search stopped: (converged, iterations). It converged when
+    // the gradient vanishes, or, once no step makes progress, when it is small.
+    let (converged, iterations) = 'search: {
+        for iter in 0..max_iter {
+            if largest(&g) < 1e-7 {
+                break 'search (true, iter);
             }
-            d = g.iter().map(|v| -v).collect();
-            slope = -g.iter().map(|v| v * v).sum::<f64>();
-        }
-        // Keep steps in log space moderate.
-        let dmax = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let mut step = if dmax > 2.0 { 2.0 / dmax } else { 1.0 };
-        let mut accepted = None;
-        for _ in 0..60 {
-            let xn: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + step * b).collect();
-            let (fn_, gn) = f.eval(&xn);
-            if finite(fn_, &gn) && fn_ <= fx + 1e-4 * step * slope {
-                accepted = Some((xn, fn_, gn));
-                break;
+            let mut d: Vec<f64> =
+                (0..n).map(|i| -(0..n).map(|j| h[i][j] * g[j]).sum::<f64>()).collect();
+            let mut slope: f64 = d.iter().zip(&g).map(|(a, b)| a * b).sum();
+            if slope >= 0.0 {
+                // Not a descent direction: restart from steepest descent.
+                for (i, row) in h.iter_mut().enumerate() {
+                    row.iter_mut().for_each(|v| *v = 0.0);
+                    row[i] = 1.0;
+                }
+                d = g.iter().map(|v| -v).collect();
+                slope = -g.iter().map(|v| v * v).sum::<f64>();
             }
-            step *= 0.5;
-        }
-        let Some((xn, fn_, gn)) = accepted else {
-            let gmax = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            return Minimum {
-                theta: x,
-                value: fx,
-                converged: gmax < 1e-5,
-                iterations: iter,
-                inverse_hessian: h,
-                gradient: g,
+            // Keep steps in log space moderate.
+            let dmax = largest(&d);
+            let mut step = if dmax > 2.0 { 2.0 / dmax } else { 1.0 };
+            let mut accepted = None;
+            for _ in 0..60 {
+                let xn: Vec<f64> = x.iter().zip(&d).map(|(a, b)| a + step * b).collect();
+                let (fn_, gn) = f.eval(&xn);
+                if finite(fn_, &gn) && fn_ <= fx + 1e-4 * step * slope {
+                    accepted = Some((xn, fn_, gn));
+                    break;
+                }
+                step *= 0.5;
+            }
+            let Some((xn, fn_, gn)) = accepted else {
+                break 'search (largest(&g) < 1e-5, iter);
             };
-        };
-        let s: Vec<f64> = xn.iter().zip(&x).map(|(a, b)| a - b).collect();
-        let y: Vec<f64> = gn.iter().zip(&g).map(|(a, b)| a - b).collect();
-        let sy: f64 = s.iter().zip(&y).map(|(a, b)| a * b).sum();
-        let df = fx - fn_;
-        x = xn;
-        fx = fn_;
-        g = gn;
-        if sy > 1e-12 {
-            let hy: Vec<f64> = (0..n).map(|i| (0..n).map(|j| h[i][j] * y[j]).sum()).collect();
-            let yhy: f64 = y.iter().zip(&hy).map(|(a, b)| a * b).sum();
-            for i in 0..n {
-                for j in 0..n {
-                    h[i][j] +=
-                        (sy + yhy) * s[i] * s[j] / (sy * sy) - (hy[i] * s[j] + s[i] * hy[j]) / sy;
+            let s: Vec<f64> = xn.iter().zip(&x).map(|(a, b)| a - b).collect();
+            let y: Vec<f64> = gn.iter().zip(&g).map(|(a, b)| a - b).collect();
+            let sy: f64 = s.iter().zip(&y).map(|(a, b)| a * b).sum();
+            let df = fx - fn_;
+            x = xn;
+            fx = fn_;
+            g = gn;
+            if sy > 1e-12 {
+                let hy: Vec<f64> = (0..n).map(|i| (0..n).map(|j| h[i][j] * y[j]).sum()).collect();
+                let yhy: f64 = y.iter().zip(&hy).map(|(a, b)| a * b).sum();
+                for i in 0..n {
+                    for j in 0..n {
+                        h[i][j] += (sy + yhy) * s[i] * s[j] / (sy * sy)
+                            - (hy[i] * s[j] + s[i] * hy[j]) / sy;
+                    }
                 }
             }
+            if df.abs() < 1e-15 * fx.abs().max(1.0) {
+                break 'search (largest(&g) < 1e-5, iter + 1);
+            }
         }
-        if df.abs() < 1e-15 * fx.abs().max(1.0) {
-            let gmax = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            return Minimum {
-                theta: x,
-                value: fx,
-                converged: gmax < 1e-5,
-                iterations: iter + 1,
-                inverse_hessian: h,
-                gradient: g,
-            };
-        }
-    }
-    let gmax = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    Minimum {
-        theta: x,
-        value: fx,
-        converged: gmax < 1e-5,
-        iterations: max_iter,
-        inverse_hessian: h,
-        gradient: g,
-    }
+        (largest(&g) < 1e-5, max_iter)
+    };
+    Minimum { theta: x, value: fx, converged, iterations, inverse_hessian: h, gradient: g }
 }
 
 /// Nelder–Mead on the value alone, for when gradients mislead BFGS.
@@ -205,14 +183,7 @@ pub fn nelder_mead(f: &impl Objective, theta0: &[f64], max_iter: usize) -> Minim
     }
     simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
     let (theta, value) = simplex.swap_remove(0);
-    Minimum {
-        theta,
-        value,
-        converged: false,
-        iterations,
-        inverse_hessian: vec![],
-        gradient: vec![],
-    }
+    Minimum::plain(theta, value, false, iterations)
 }
 
 /// Minimises from `theta0` (and BFGS's inverse Hessian `h0` when known):
@@ -230,14 +201,7 @@ pub fn minimize(f: &impl Objective, theta0: &[f64], h0: Option<&[Vec<f64>]>) -> 
         .into_iter()
         .filter(|m| m.value.is_finite())
         .min_by(|a, b| (!a.converged).cmp(&!b.converged).then(a.value.total_cmp(&b.value)))
-        .unwrap_or_else(|| Minimum {
-            theta: theta0.to_vec(),
-            value: f64::NAN,
-            converged: false,
-            iterations: 0,
-            inverse_hessian: vec![],
-            gradient: vec![],
-        })
+        .unwrap_or_else(|| Minimum::plain(theta0.to_vec(), f64::NAN, false, 0))
 }
 
 /// One Newton step from a minimum found by BFGS, with the Hessian `h` at
@@ -259,7 +223,6 @@ pub fn newton_step(
     let next: Vec<f64> =
         (0..n).map(|i| theta[i] - (0..n).map(|j| inv[i][j] * gradient[j]).sum::<f64>()).collect();
     let (v, g) = f.eval(&next);
-    let largest = |g: &[f64]| g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let no_worse = v <= value + 1e-13 * value.abs().max(1.0);
     (finite(v, &g) && no_worse && largest(&g) < largest(gradient)).then_some(next)
 }
