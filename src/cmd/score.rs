@@ -275,18 +275,6 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     };
     crate::release_freed_memory();
     progress.stage("summary");
-    // Each customer's RFM segment (the rows need no id order here: ties in
-    // the list are broken by comparing the two ids).
-    let names = RfmOptions::default().segments.names();
-    let mut segment_of = vec![u16::MAX; ids.len()];
-    let segments =
-        rfm::segment_codes(&aggregates, &summary.customer, as_of, &RfmOptions::default());
-    drop(aggregates);
-    for (&c, segment) in summary.customer.iter().zip(segments) {
-        segment_of[c as usize] = segment;
-    }
-    crate::release_freed_memory();
-    progress.stage("rfm");
     if summary.is_empty() {
         bail!("no customer has a purchase on or before {}", input::day_string(as_of));
     }
@@ -297,36 +285,51 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         }
     }
     let unit = purchase_file.as_ref().map_or(args.unit, |m| m.unit);
-    let pat = models::patterns(&summary, unit);
-    progress.stage("patterns");
+    let names = RfmOptions::default().segments.names();
     let spinner = progress.spinner("fitting and scoring");
-    // The purchase and spend models are independent: fit them side by side.
-    let fit_purchase = || -> Result<FittedModel> {
-        match purchase_file {
-            Some(m) => Ok(m),
-            None => models::fit_best_purchase(args.model.candidates(), &pat, args.penalty, unit, as_of)
-                .ok_or_else(|| {
-                    anyhow::anyhow!("the purchase model did not converge; try --penalty 0.001, another --unit, or `churn fit` to see the fit")
-                }),
+    // Three independent pieces of work run side by side: the RFM segments
+    // then the spend model; the patterns (one core) then the purchase model.
+    let segments_then_spend = || {
+        // Each customer's RFM segment (the rows need no id order here: ties
+        // in the list are broken by comparing the two ids).
+        let mut segment_of = vec![u16::MAX; ids.len()];
+        let segments =
+            rfm::segment_codes(&aggregates, &summary.customer, as_of, &RfmOptions::default());
+        for (&c, segment) in summary.customer.iter().zip(segments) {
+            segment_of[c as usize] = segment;
         }
-    };
-    let fit_spend = || -> Result<FittedModel> {
-        match spend_file {
+        let spend = match spend_file {
             Some(m) => Ok(m),
             None => match models::fit_spend(&summary, args.penalty) {
                 Some(fit) if fit.converged => {
                     Ok(models::describe(ModelName::Gg, &fit, unit, as_of))
                 }
-                Some(_) => bail!("the Gamma-Gamma spend fit did not converge; try --penalty 0.001"),
-                None => bail!(
+                Some(_) => Err(anyhow::anyhow!(
+                    "the Gamma-Gamma spend fit did not converge; try --penalty 0.001"
+                )),
+                None => Err(anyhow::anyhow!(
                     "the spend model needs customers with repeat purchases: fewer than 3 have one"
-                ),
+                )),
             },
-        }
+        };
+        (segment_of, spend)
     };
-    let (purchase, spend) = rayon::join(fit_purchase, fit_spend);
+    let patterns_then_purchase = || {
+        let pat = models::patterns(&summary, unit);
+        let purchase = match purchase_file {
+            Some(m) => Ok(m),
+            None => models::fit_best_purchase(args.model.candidates(), &pat, args.penalty, unit, as_of)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("the purchase model did not converge; try --penalty 0.001, another --unit, or `churn fit` to see the fit")
+                }),
+        };
+        (pat, purchase)
+    };
+    let ((segment_of, spend), (pat, purchase)) =
+        rayon::join(segments_then_spend, patterns_then_purchase);
+    drop(aggregates);
     let (purchase, spend) = (purchase?, spend?);
-    progress.stage("models");
+    progress.stage("segments, patterns, models");
     let pp = purchase.param_vec();
     let sp = spend.param_vec();
     if sp[1] <= 1.0 {
