@@ -547,9 +547,45 @@ pub fn strip_boms(mut b: &[u8]) -> &[u8] {
 /// Parses a plain decimal number.
 #[inline]
 pub(crate) fn parse_number(b: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(trim(b)).ok()?;
-    let v: f64 = s.parse().ok()?;
+    let b = trim(b);
+    if let Some(v) = short_decimal(b) {
+        return Some(v);
+    }
+    let v: f64 = std::str::from_utf8(b).ok()?.parse().ok()?;
     v.is_finite().then_some(v)
+}
+
+/// A decimal of at most 15 digits without an exponent (`-12.50`, `3`,
+/// `.5`), the usual amount: its digits make an integer below 2^53 and its
+/// scale a power of ten up to 10^15, both exact in a double, so one
+/// division gives the correctly rounded value, the same as the standard
+/// parser's, which is several times slower. `None` for anything else.
+#[inline]
+fn short_decimal(b: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] =
+        [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let (negative, digits) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let (mut units, mut count, mut scale, mut point) = (0u64, 0usize, 0usize, false);
+    for &c in digits {
+        match c {
+            b'0'..=b'9' => {
+                units = units * 10 + u64::from(c - b'0');
+                count += 1;
+                scale += usize::from(point);
+            }
+            b'.' if !point => point = true,
+            _ => return None,
+        }
+    }
+    if count == 0 || count > 15 {
+        return None;
+    }
+    let v = units as f64 / POW10[scale];
+    Some(if negative { -v } else { v })
 }
 
 impl RowParser<'_> {
@@ -1206,6 +1242,30 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The short decimal path gives exactly the standard parser's value,
+        /// and declines what it does not cover.
+        #[test]
+        fn short_decimals_parse_as_the_standard_parser_does(
+            sign in proptest::sample::select(vec!["", "-", "+"]),
+            int in "[0-9]{0,17}",
+            frac in proptest::option::of("[0-9]{0,17}"),
+            tail in proptest::sample::select(vec!["", "e3", "x", "."]),
+        ) {
+            let text = format!("{sign}{int}{}{tail}", frac.map(|f| format!(".{f}")).unwrap_or_default());
+            let want: Option<f64> = text.parse().ok();
+            let got = short_decimal(text.as_bytes());
+            if let Some(v) = got {
+                proptest::prop_assert_eq!(Some(v.to_bits()), want.map(f64::to_bits), "{}", text);
+            } else {
+                let digits = text.bytes().filter(u8::is_ascii_digit).count();
+                proptest::prop_assert!(want.is_none() || digits > 15 || !tail.is_empty(), "{}", text);
+            }
+            proptest::prop_assert_eq!(
+                parse_number(text.as_bytes()).map(f64::to_bits),
+                want.filter(|v| v.is_finite()).map(f64::to_bits)
+            );
+        }
+
         /// A shard gives each distinct id one code, in first-seen order,
         /// through the table's growth, with ids that share their first eight
         /// bytes or differ only in length, and hashes that collide.
