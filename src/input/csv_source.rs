@@ -626,45 +626,93 @@ fn push_record(b: &mut Batch, rec: &impl Fields, start: u64, ctx: &ChunkCtx) -> 
 /// record there), a wrong number of fields or a bad value, whose message
 /// the csv reader's path words.
 fn parse_plain(data: &[u8], offset: u64, ctx: &ChunkCtx, b: &mut Batch) -> Option<u64> {
+    if matches!(ctx.delim, b'\n' | b'\r' | QUOTE) {
+        return None;
+    }
     let mut ends = Vec::with_capacity(ctx.ncols);
     let (mut start, mut newlines) = (0usize, 0u64);
-    while start < data.len() {
-        let (mut line, next) = match memchr::memchr(b'\n', &data[start..]) {
-            Some(i) => (&data[start..start + i], start + i + 1),
-            None => (&data[start..], data.len()),
-        };
-        newlines += (next - start > line.len()) as u64;
-        if let Some(l) = line.strip_suffix(b"\r") {
-            line = l;
-        }
-        ends.clear();
-        for (i, &c) in line.iter().enumerate() {
-            if c == ctx.delim {
-                ends.push(i);
-            } else if c == b'\r' {
-                return None;
-            }
-        }
+    // One line, `data[start..end]` without its line end: false if it needs the csv reader.
+    let line = |b: &mut Batch, ends: &mut Vec<usize>, start: usize, end: usize| -> bool {
+        let line = &data[start..end];
         ends.push(line.len());
-        if line.is_empty() {
+        let fields = ends.len();
+        let taken = if line.is_empty() {
             // The csv reader yields no record for an empty line.
-            start = next;
-            continue;
-        }
-        let rec = PlainRecord { line, ends: &ends };
-        if ends.len() != ctx.ncols {
+            true
+        } else if fields != ctx.ncols {
             // A blank line, as the csv reader skips it; anything else is
             // the csv reader's to report.
-            if ends.len() == 1 && trim(line).is_empty() {
-                start = next;
-                continue;
+            fields == 1 && trim(line).is_empty()
+        } else {
+            push_record(b, &PlainRecord { line, ends }, offset + start as u64, ctx).is_ok()
+        };
+        ends.clear();
+        taken
+    };
+    let whole = special_bytes(data, ctx.delim, |at| {
+        match data[at] {
+            b'\n' => {
+                newlines += 1;
+                let end = if at > start && data[at - 1] == b'\r' { at - 1 } else { at };
+                if !line(b, &mut ends, start, end) {
+                    return false;
+                }
+                start = at + 1;
             }
-            return None;
+            // Ends a record for the csv reader unless a line feed follows.
+            b'\r' => return data.get(at + 1) == Some(&b'\n'),
+            _ => ends.push(at - start),
         }
-        push_record(b, &rec, offset + start as u64, ctx).ok()?;
-        start = next;
+        true
+    });
+    if !whole || (start < data.len() && !line(b, &mut ends, start, data.len())) {
+        return None;
     }
     Some(newlines)
+}
+
+/// Calls `f` with the index of every delimiter, line feed and carriage
+/// return of `data`, in order, while it returns true; false if it stopped.
+/// Sixteen bytes are compared at once: fields are short, so finding each
+/// line's end with `memchr` and then its delimiters byte by byte cost a
+/// call per line and a second look at every byte.
+#[inline]
+fn special_bytes(data: &[u8], delim: u8, mut f: impl FnMut(usize) -> bool) -> bool {
+    let mut base = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16
+        // bytes inside `data` (base + 16 <= len).
+        unsafe {
+            let (d, n, r) = (
+                _mm_set1_epi8(delim as i8),
+                _mm_set1_epi8(b'\n' as i8),
+                _mm_set1_epi8(b'\r' as i8),
+            );
+            while base + 16 <= data.len() {
+                let v = _mm_loadu_si128(data.as_ptr().add(base).cast());
+                let hits = _mm_or_si128(
+                    _mm_cmpeq_epi8(v, d),
+                    _mm_or_si128(_mm_cmpeq_epi8(v, n), _mm_cmpeq_epi8(v, r)),
+                );
+                let mut mask = _mm_movemask_epi8(hits) as u32;
+                while mask != 0 {
+                    if !f(base + mask.trailing_zeros() as usize) {
+                        return false;
+                    }
+                    mask &= mask - 1;
+                }
+                base += 16;
+            }
+        }
+    }
+    for (i, &c) in data.iter().enumerate().skip(base) {
+        if (c == delim || c == b'\n' || c == b'\r') && !f(i) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Parses a chunk with the csv reader, which handles quoting and reports
