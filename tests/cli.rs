@@ -921,6 +921,9 @@ fn score_lists_customers_by_value_at_risk() {
     assert!(top.iter().all(|row| num(row, 6) >= 0.6));
     let by_risk = rows(&stdout_of(&["score", s, "-q", "--sort", "churn-risk", "--top", "50"]));
     assert!(by_risk.windows(2).all(|w| num(&w[0], 6) >= num(&w[1], 6)));
+    // The column's own spelling, as in --help's example, sorts the same.
+    let underscored = stdout_of(&["score", s, "-q", "--sort", "churn_risk", "--top", "50"]);
+    assert_eq!(rows(&underscored), by_risk);
     let m1 = dir.path().join("bgnbd.json");
     let m2 = dir.path().join("gg.json");
     stdout_of(&["fit", s, "-q", "--save", m1.to_str().unwrap()]);

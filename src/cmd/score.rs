@@ -39,7 +39,10 @@ impl ScoreModel {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SortBy {
+    // Also spelled as the columns are named.
+    #[value(alias = "value_at_risk")]
     ValueAtRisk,
+    #[value(alias = "churn_risk")]
     ChurnRisk,
     Clv,
 }
@@ -217,6 +220,58 @@ fn load_model(path: &PathBuf) -> Result<FittedModel> {
         .with_context(|| format!("{} is not a model saved by `churn fit --save`", path.display()))
 }
 
+/// A customer's sort key (larger first), customer code and summary index.
+type Keyed = (f64, u32, u32);
+
+/// The first `n` of the items `item(0..len)` gives, in `by` order (whose
+/// first criterion is the key, larger first), unsorted. Each thread keeps a
+/// buffer of candidates; when it holds 2N, the best N are kept, and the
+/// key of the N-th becomes a floor: an item whose key is below it cannot
+/// make the list, and most are turned away by that one comparison, without
+/// a buffer for every customer.
+fn first_n(
+    len: usize,
+    n: usize,
+    item: impl Fn(usize) -> Option<Keyed> + Sync,
+    by: impl Fn(&Keyed, &Keyed) -> std::cmp::Ordering + Sync,
+) -> Vec<Keyed> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let prune = |v: &mut Vec<Keyed>| -> Option<f64> {
+        if v.len() > n {
+            v.select_nth_unstable_by(n - 1, &by);
+            v.truncate(n);
+        }
+        (v.len() == n).then(|| v[n - 1].0)
+    };
+    let best = (0..len)
+        .into_par_iter()
+        .fold(
+            || (Vec::new(), None::<f64>),
+            |(mut v, mut floor), i| {
+                if let Some(k) = item(i) {
+                    if floor.is_none_or(|f| k.0.total_cmp(&f).is_ge()) {
+                        v.push(k);
+                        if v.len() >= 2 * n {
+                            floor = prune(&mut v);
+                        }
+                    }
+                }
+                (v, floor)
+            },
+        )
+        .map(|(v, _)| v)
+        .reduce(Vec::new, |mut a, b| {
+            a.extend(b);
+            prune(&mut a);
+            a
+        });
+    let mut best = best;
+    prune(&mut best);
+    best
+}
+
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let mut target = args.output.checked_target(&args.input)?;
     if let (Some(_), Some(spec)) = (&args.changes_since, &mut target.columns) {
@@ -369,23 +424,34 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         SortBy::Clv => sc.clv,
     };
     let numeric = rfm::ids_are_numeric(&summary.customer, &ids);
-    // An indexed collect allocates once; a parallel filter would gather
-    // pieces and copy them (twice the memory for 40M customers).
-    let mut keyed: Vec<(f64, u32, u32)> = (0..summary.len())
-        .into_par_iter()
-        .map(|i| (key(&scorer.score(i)), summary.customer[i], i as u32))
-        .collect();
-    if let Some(p) = args.min_risk {
-        keyed.retain(|k| risk(&scorer.score(k.2 as usize)) >= p);
-    }
-    let by_key = |a: &(f64, u32, u32), b: &(f64, u32, u32)| {
+    let by_key = |a: &Keyed, b: &Keyed| {
         b.0.total_cmp(&a.0).then_with(|| rfm::compare_ids(&ids, numeric, a.1, b.1))
     };
-    // With --top, select the first N (linear time), then sort only those.
-    if let Some(n) = args.top.filter(|&n| n < keyed.len()) {
-        keyed.select_nth_unstable_by(n, by_key);
-        keyed.truncate(n);
-    }
+    let keyed_of = |i: usize| {
+        let score = scorer.score(i);
+        let listed = args.min_risk.is_none_or(|p| risk(&score) >= p);
+        listed.then(|| (key(&score), summary.customer[i], i as u32))
+    };
+    let mut keyed: Vec<Keyed> = match args.top {
+        // With --top, each thread keeps its best N as it goes.
+        Some(n) if n < summary.len() / 4 => first_n(summary.len(), n, keyed_of, by_key),
+        _ => {
+            // An indexed collect allocates once; a parallel filter would gather
+            // pieces and copy them (twice the memory for 40M customers).
+            let mut keyed: Vec<Keyed> = (0..summary.len())
+                .into_par_iter()
+                .map(|i| (key(&scorer.score(i)), summary.customer[i], i as u32))
+                .collect();
+            if let Some(p) = args.min_risk {
+                keyed.retain(|k| risk(&scorer.score(k.2 as usize)) >= p);
+            }
+            if let Some(n) = args.top.filter(|&n| n < keyed.len()) {
+                keyed.select_nth_unstable_by(n, by_key);
+                keyed.truncate(n);
+            }
+            keyed
+        }
+    };
     keyed.par_sort_unstable_by(by_key);
     let order: Vec<usize> = keyed.into_iter().map(|k| k.2 as usize).collect();
     progress.stage("sort");
@@ -523,4 +589,31 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     output::write_blocks(&target, order.len() + gone.len(), block)?;
     progress.stage("write");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The first N kept thread by thread are the first N of a full sort,
+        /// with many ties on the key (broken by the code) and items left out.
+        #[test]
+        fn first_n_is_the_head_of_the_sorted_list(
+            keys in proptest::collection::vec((0u8..6, 0u32..50, proptest::bool::weighted(0.9)), 0..3000),
+            n in 0usize..300,
+        ) {
+            let item = |i: usize| {
+                let (k, code, listed) = keys[i];
+                listed.then_some((f64::from(k), code, i as u32))
+            };
+            let by = |a: &Keyed, b: &Keyed| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2));
+            let mut got = first_n(keys.len(), n, item, by);
+            got.sort_unstable_by(by);
+            let mut all: Vec<Keyed> = (0..keys.len()).filter_map(item).collect();
+            all.sort_unstable_by(by);
+            all.truncate(n);
+            proptest::prop_assert_eq!(got, all);
+        }
+    }
 }
