@@ -519,8 +519,6 @@ struct ChunkOut {
 /// Parses one chunk into `reuse` (a used batch) or a new batch.
 fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx, reuse: Option<Batch>) -> ChunkOut {
     let orders = ctx.mapping.order.is_some();
-    let check_nul = memchr::memchr(0, data).is_some();
-    let check_bytes = check_nul || !data.is_ascii();
     // Rows estimated from the length (most exports have 30 or more bytes a
     // row); a recycled batch keeps the room earlier chunks needed.
     let (rows, key_bytes) = (data.len() / 24 + 1, data.len() / 4);
@@ -528,13 +526,14 @@ fn parse_chunk(data: &[u8], offset: u64, ctx: &ChunkCtx, reuse: Option<Batch>) -
         Some(b) => b.recycle(rows, key_bytes, orders, ctx.hash_rows),
         None => Batch::with_capacity(rows, key_bytes, orders, ctx.hash_rows),
     };
-    if !check_bytes && memchr::memchr(QUOTE, data).is_none() {
-        if let Some(newlines) = parse_plain(data, offset, ctx, &mut b) {
-            return ChunkOut { batch: b, newlines, fail: None };
-        }
-        // Something only the csv reader can say precisely: start over with it.
-        b = b.recycle(rows, key_bytes, orders, ctx.hash_rows);
+    if let Some(newlines) = parse_plain(data, offset, ctx, &mut b) {
+        return ChunkOut { batch: b, newlines, fail: None };
     }
+    // Quoting, bytes to check, or something only the csv reader can say
+    // precisely: start over with it.
+    b = b.recycle(rows, key_bytes, orders, ctx.hash_rows);
+    let check_nul = memchr::memchr(0, data).is_some();
+    let check_bytes = check_nul || !data.is_ascii();
     parse_records(data, offset, ctx, b, check_nul, check_bytes)
 }
 
@@ -617,7 +616,8 @@ fn push_record(b: &mut Batch, rec: &impl Fields, start: u64, ctx: &ChunkCtx) -> 
     Ok(())
 }
 
-/// Parses a chunk of plain text, ASCII without quotes or NUL bytes, whose
+/// Parses a chunk of plain text, ASCII without quotes or NUL bytes (else
+/// `None`), whose
 /// records are its lines and whose fields lie between delimiters: split
 /// here directly, several times faster than the csv reader's general
 /// machine, which also copies every field. Gives the number of lines, or
@@ -672,8 +672,8 @@ fn parse_plain(data: &[u8], offset: u64, ctx: &ChunkCtx, b: &mut Batch) -> Optio
 }
 
 /// Calls `f` with the index of every delimiter, line feed and carriage
-/// return of `data`, in order, while it returns true; false if it stopped.
-/// Sixteen bytes are compared at once: fields are short, so finding each
+/// return of `data`, in order, while it returns true; false if it stopped,
+/// or if `data` holds a quote, a NUL or a non-ASCII byte. Sixteen bytes are compared at once: fields are short, so finding each
 /// line's end with `memchr` and then its delimiters byte by byte cost a
 /// call per line and a second look at every byte.
 #[inline]
@@ -690,8 +690,14 @@ fn special_bytes(data: &[u8], delim: u8, mut f: impl FnMut(usize) -> bool) -> bo
                 _mm_set1_epi8(b'\n' as i8),
                 _mm_set1_epi8(b'\r' as i8),
             );
+            let (q, z) = (_mm_set1_epi8(QUOTE as i8), _mm_setzero_si128());
             while base + 16 <= data.len() {
                 let v = _mm_loadu_si128(data.as_ptr().add(base).cast());
+                // A byte's top bit is set past ASCII.
+                let odd = _mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, z));
+                if _mm_movemask_epi8(_mm_or_si128(odd, v)) != 0 {
+                    return false;
+                }
                 let hits = _mm_or_si128(
                     _mm_cmpeq_epi8(v, d),
                     _mm_or_si128(_mm_cmpeq_epi8(v, n), _mm_cmpeq_epi8(v, r)),
@@ -708,6 +714,9 @@ fn special_bytes(data: &[u8], delim: u8, mut f: impl FnMut(usize) -> bool) -> bo
         }
     }
     for (i, &c) in data.iter().enumerate().skip(base) {
+        if c == QUOTE || c == 0 || !c.is_ascii() {
+            return false;
+        }
         if (c == delim || c == b'\n' || c == b'\r') && !f(i) {
             return false;
         }
@@ -941,7 +950,9 @@ mod tests {
         fn plain_chunks_read_as_the_csv_reader_reads_them(
             lines in proptest::collection::vec(
                 (
-                    proptest::sample::select(vec!["c1", " c2 ", "", "c33333333333"]),
+                    proptest::sample::select(vec![
+                        "c1", "c1", " c2 ", "", "c33333333333", "\"q\"", "é",
+                    ]),
                     proptest::sample::select(vec!["2024-01-02", "2024-01-03 10:00", "x", ""]),
                     proptest::sample::select(vec!["1.5", "-2", " 3 ", "1e3", "abc", "12345678901234567"]),
                     proptest::sample::select(vec!["", "o1", " o2"]),
@@ -982,9 +993,11 @@ mod tests {
             let mut p = fresh();
             let plain = parse_plain(data, 1000, &ctx, &mut p);
             // What the plain path leaves to the csv reader is a malformed
-            // line or bad value, or a carriage return inside a line.
+            // line or bad value, a carriage return inside a line, a quote or
+            // a byte past ASCII.
             if plain.is_none() && general.fail.is_none() {
-                proptest::prop_assert!(text.replace("\r\n", "\n").contains('\r'), "{:?}", text);
+                let odd = text.replace("\r\n", "\n").contains(['\r', '"']) || !text.is_ascii();
+                proptest::prop_assert!(odd, "{:?}", text);
             }
             if let Some(newlines) = plain {
                 proptest::prop_assert!(general.fail.is_none());
