@@ -327,27 +327,12 @@ fn every_nth<T: Copy>(v: &[T], stride: usize) -> Vec<T> {
 }
 
 pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
-    let mut index: HashMap<(u32, i32, i32), u32, foldhash::fast::FixedState> =
-        HashMap::with_hasher(foldhash::fast::FixedState::with_seed(1));
-    let mut keys: Vec<(u32, i32, i32)> = Vec::new();
-    let mut weights = Vec::new();
-    let first_seen: Vec<u32> = (0..s.len())
-        .map(|i| {
-            let key = (s.x[i], s.t_x_days[i], s.t_days[i]);
-            let k = *index.entry(key).or_insert_with(|| {
-                keys.push(key);
-                weights.push(0.0);
-                (keys.len() - 1) as u32
-            });
-            weights[k as usize] += 1.0;
-            k
-        })
-        .collect();
+    let (keys, weights, first_seen) = distinct_patterns(s);
     // Patterns in sorted order, so that the likelihood is summed in the same
     // order, and the fit comes out the same to the last bit, whatever the
     // order of the customers (rows in another order, or a summary file).
     let mut by_key: Vec<u32> = (0..keys.len() as u32).collect();
-    by_key.sort_unstable_by_key(|&k| keys[k as usize]);
+    by_key.par_sort_unstable_by_key(|&k| keys[k as usize]);
     let mut rank = vec![0u32; keys.len()];
     for (r, &k) in by_key.iter().enumerate() {
         rank[k as usize] = r as u32;
@@ -366,6 +351,76 @@ pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
     let days =
         Some((keys.iter().map(|k| k.1).collect(), keys.iter().map(|k| k.2).collect(), unit.days()));
     Patterns { histories, weights, of_customer, days }
+}
+
+/// The distinct (x, t_x, T) of the customers, how many customers have each,
+/// and each customer's index into them.
+///
+/// Customers are first grouped by T (a counting sort: T takes at most a few
+/// thousand values): patterns of different T never meet, so each group's
+/// are found apart, in parallel, in a table small enough to stay in cache.
+/// One table over all customers missed the cache on most lookups, on one core.
+#[allow(clippy::type_complexity)]
+fn distinct_patterns(s: &Summary) -> (Vec<(u32, i32, i32)>, Vec<f64>, Vec<u32>) {
+    let n = s.len();
+    let Some(lowest) = s.t_days.iter().copied().min() else {
+        return (Vec::new(), Vec::new(), Vec::new());
+    };
+    let highest = s.t_days.iter().copied().max().unwrap_or(lowest);
+    let group_of = |i: usize| (s.t_days[i] - lowest) as usize;
+    let groups = (highest - lowest) as usize + 1;
+    let mut starts = vec![0usize; groups + 1];
+    for i in 0..n {
+        starts[group_of(i) + 1] += 1;
+    }
+    for g in 0..groups {
+        starts[g + 1] += starts[g];
+    }
+    let mut fill = starts.clone();
+    let mut members = vec![0u32; n];
+    for i in 0..n {
+        let g = group_of(i);
+        members[fill[g]] = i as u32;
+        fill[g] += 1;
+    }
+    drop(fill);
+    // Per group: its (x, t_x) in first-seen order, their counts, and each
+    // member's index into them.
+    let found: Vec<(Vec<(u32, i32)>, Vec<f64>, Vec<u32>)> = (0..groups)
+        .into_par_iter()
+        .map(|g| {
+            let mut index: HashMap<(u32, i32), u32, foldhash::fast::FixedState> =
+                HashMap::with_hasher(foldhash::fast::FixedState::with_seed(1));
+            let (mut keys, mut weights) = (Vec::new(), Vec::new());
+            let locals = members[starts[g]..starts[g + 1]]
+                .iter()
+                .map(|&i| {
+                    let key = (s.x[i as usize], s.t_x_days[i as usize]);
+                    let k = *index.entry(key).or_insert_with(|| {
+                        keys.push(key);
+                        weights.push(0.0);
+                        (keys.len() - 1) as u32
+                    });
+                    weights[k as usize] += 1.0;
+                    k
+                })
+                .collect();
+            (keys, weights, locals)
+        })
+        .collect();
+    let total: usize = found.iter().map(|f| f.0.len()).sum();
+    let (mut keys, mut weights) = (Vec::with_capacity(total), Vec::with_capacity(total));
+    let mut pattern_of = vec![0u32; n];
+    for (g, (group_keys, group_weights, locals)) in found.into_iter().enumerate() {
+        let base = keys.len() as u32;
+        let t = lowest + g as i32;
+        keys.extend(group_keys.into_iter().map(|(x, t_x)| (x, t_x, t)));
+        weights.extend(group_weights);
+        for (&i, local) in members[starts[g]..starts[g + 1]].iter().zip(locals) {
+            pattern_of[i as usize] = base + local;
+        }
+    }
+    (keys, weights, pattern_of)
 }
 
 /// Which model, in files and on the command line.
@@ -1325,6 +1380,36 @@ mod tests {
     }
 
     proptest! {
+        /// Patterns are distinct and sorted, their weights count the
+        /// customers, and each customer's pattern is their own (x, t_x, T).
+        #[test]
+        fn each_customer_maps_to_their_own_pattern(
+            customers in proptest::collection::vec((0u32..4, 0i32..5, 1i32..40), 0..400),
+        ) {
+            let mut s = Summary::default();
+            for (i, &(x, t_x, t)) in customers.iter().enumerate() {
+                s.customer.push(i as u32);
+                s.x.push(x);
+                s.t_x_days.push(t_x);
+                s.t_days.push(t);
+                s.monetary_avg.push(0.0);
+            }
+            let pat = patterns(&s, Unit::Day);
+            let (t_x_days, t_days, _) = pat.days.clone().unwrap();
+            let keys: Vec<(u32, i32, i32)> = (0..pat.histories.len())
+                .map(|k| (pat.histories[k].x as u32, t_x_days[k], t_days[k]))
+                .collect();
+            prop_assert!(keys.windows(2).all(|w| w[0] < w[1]));
+            prop_assert_eq!(pat.weights.iter().sum::<f64>(), customers.len() as f64);
+            let mut counts = vec![0.0; keys.len()];
+            for (i, &(x, t_x, t)) in customers.iter().enumerate() {
+                let k = pat.of_customer[i] as usize;
+                prop_assert_eq!(keys[k], (x, t_x, t));
+                counts[k] += 1.0;
+            }
+            prop_assert_eq!(counts, pat.weights.clone());
+        }
+
         #[test]
         fn histories_agree_with_the_obvious_computation(
             rows in proptest::collection::vec((0u32..6, 0i32..40, -3000i64..9000, 0u64..12), 0..60),
