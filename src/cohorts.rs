@@ -214,7 +214,7 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
             continue;
         }
         match scale {
-            Some(m) => units[cell(cohort, k)] += (tx.amount[r] * m).round() as i64,
+            Some(m) => units[cell(cohort, k)] += crate::rfm::to_units(tx.amount[r], m),
             None => floats[cell(cohort, k)] += tx.amount[r],
         }
     }

@@ -215,7 +215,7 @@ fn customer_figures(tx: &Transactions, groups: &Grouped<u32>) -> CustomerFigures
                 *net = match scale {
                     Some(s) => {
                         rows.iter()
-                            .map(|&r| (tx.amount[r as usize] * s).round() as i64)
+                            .map(|&r| crate::rfm::to_units(tx.amount[r as usize], s))
                             .sum::<i64>() as f64
                             / s
                     }
@@ -253,7 +253,7 @@ fn customer_figures(tx: &Transactions, groups: &Grouped<u32>) -> CustomerFigures
                     for &(d, a) in buys.iter() {
                         if d != day0 {
                             match scale {
-                                Some(s) => repeat_units += (a * s).round() as i64,
+                                Some(s) => repeat_units += crate::rfm::to_units(a, s),
                                 None => repeat_total += a,
                             }
                             if d != prev {
