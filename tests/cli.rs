@@ -105,6 +105,18 @@ fn as_of_defaults_to_latest_transaction() {
     assert_eq!(out[3][3], "0");
 }
 
+/// A row without an order id is a purchase of its own, also when another
+/// input holds a row at the same place (they were one purchase).
+#[test]
+fn rows_without_order_ids_in_two_inputs_are_two_purchases() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+    std::fs::write(&a, "customer_id,date,amount,order_id\nc1,2024-01-01,10,\n").unwrap();
+    std::fs::write(&b, "customer_id,date,amount,order_id\nc1,2024-02-01,20,\n").unwrap();
+    let r = rows(&stdout_of(&["rfm", "-q", a.to_str().unwrap(), b.to_str().unwrap()]));
+    assert_eq!(&r[0][..6], ["c1", "2024-01-01", "2024-02-01", "0", "2", "30"]);
+}
+
 #[test]
 fn line_item_export_uci_layout() {
     let out = stdout_of(&["rfm", data("uci_lineitems.csv").to_str().unwrap()]);

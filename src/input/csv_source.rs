@@ -419,6 +419,7 @@ pub(crate) fn read(
     let layout = plan.layout.clone().unwrap();
 
     let ctx = ChunkCtx {
+        file: plan.file,
         mapping: &mapping,
         parser: RowParser { layout: &layout, skip_invalid: opts.skip_invalid },
         delim,
@@ -502,6 +503,8 @@ pub(crate) fn read(
 }
 
 struct ChunkCtx<'a> {
+    /// The input's place in the list, for [`super::own_order`].
+    file: usize,
     mapping: &'a Mapping,
     parser: RowParser<'a>,
     delim: u8,
@@ -594,12 +597,8 @@ fn push_record(b: &mut Batch, rec: &impl Fields, start: u64, ctx: &ChunkCtx) -> 
             }
             if let Some(o) = m.order {
                 let id = trim(rec.field(o));
-                let h = if id.is_empty() {
-                    // No order id: the row is a purchase of its own.
-                    hash_bytes(&start.to_le_bytes()) ^ 0x5555_5555
-                } else {
-                    hash_bytes(id)
-                };
+                let h =
+                    if id.is_empty() { super::own_order(ctx.file, start) } else { hash_bytes(id) };
                 b.order.push(h);
             }
         }
@@ -981,6 +980,7 @@ mod tests {
             let mapping = columns::resolve(&header, &Default::default(), "t.csv").unwrap();
             let layout = DateLayout::Iso;
             let ctx = ChunkCtx {
+                file: 0,
                 mapping: &mapping,
                 parser: RowParser { layout: &layout, skip_invalid },
                 delim: b',',

@@ -527,6 +527,17 @@ impl Batch {
 
 const HASH_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// The order key of a row without an order id, a purchase of its own: a
+/// hash of its input and its place there (byte or row). Keyed by the place
+/// alone, rows of two inputs at the same place were one purchase.
+#[inline]
+pub(crate) fn own_order(file: usize, place: u64) -> u64 {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&(file as u64).to_le_bytes());
+    bytes[8..].copy_from_slice(&place.to_le_bytes());
+    hash_bytes(&bytes) ^ 0x5555_5555
+}
+
 #[inline]
 pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
     use std::hash::BuildHasher;
@@ -1044,6 +1055,9 @@ pub(crate) fn detected_layout(
 
 /// Per-source state decided once: column mapping and date layout.
 pub(crate) struct Plan {
+    /// Which input is being read (0 for the first): rows without an order
+    /// id are keyed by their place in it, see [`own_order`].
+    pub file: usize,
     pub mapping: Option<Mapping>,
     pub layout: Option<DateLayout>,
 }
@@ -1117,11 +1131,13 @@ fn read_sources(
     }
     let srcs = sources(opts)?;
     let mut plan = Plan {
+        file: 0,
         mapping: None,
         layout: opts.date_format.as_ref().map(|f| DateLayout::Custom(f.clone())),
     };
     let mut report = LoadReport::default();
-    for src in &srcs {
+    for (file, src) in srcs.iter().enumerate() {
+        plan.file = file;
         let rows = match src.format {
             InputFormat::Csv | InputFormat::Tsv => {
                 csv_source::read(src, opts, &mut plan, sink, progress)?

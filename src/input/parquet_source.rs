@@ -230,6 +230,7 @@ fn read_piece(
 
     let parser = RowParser { layout: &layout, skip_invalid: opts.skip_invalid };
     let ctx = Ctx {
+        file: plan.file,
         offset,
         mapping,
         customers: &customers,
@@ -307,6 +308,8 @@ fn detect(ca: &StringChunked, name: &str, col: &str) -> Result<DateLayout> {
 }
 
 struct Ctx<'a> {
+    /// The input's place in the list, for [`super::own_order`].
+    file: usize,
     /// The file row of the piece's first row.
     offset: usize,
     mapping: &'a Mapping,
@@ -404,7 +407,7 @@ fn convert(ctx: &Ctx, start: usize, end: usize) -> (Batch, Option<(usize, Bad)>)
                 if let Some(o) = ctx.orders {
                     let id = o.text(i, &mut order_buf).trim();
                     b.order.push(if id.is_empty() {
-                        hash_bytes(&((ctx.offset + i) as u64).to_le_bytes()) ^ 0x5555_5555
+                        super::own_order(ctx.file, (ctx.offset + i) as u64)
                     } else {
                         hash_bytes(id.as_bytes())
                     });
