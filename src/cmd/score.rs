@@ -245,7 +245,7 @@ fn first_n(
         }
         (v.len() == n).then(|| v[n - 1].0)
     };
-    let best = (0..len)
+    let mut best = (0..len)
         .into_par_iter()
         .fold(
             || (Vec::new(), None::<f64>),
@@ -267,7 +267,6 @@ fn first_n(
             prune(&mut a);
             a
         });
-    let mut best = best;
     prune(&mut best);
     best
 }
@@ -342,8 +341,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let unit = purchase_file.as_ref().map_or(args.unit, |m| m.unit);
     let names = RfmOptions::default().segments.names();
     let spinner = progress.spinner("fitting and scoring");
-    // Three independent pieces of work run side by side: the RFM segments
-    // then the spend model; the patterns (one core) then the purchase model.
+    // Two chains of independent work run side by side: the RFM segments
+    // then the spend model; the patterns then the purchase model.
     let segments_then_spend = || {
         // Each customer's RFM segment (the rows need no id order here: ties
         // in the list are broken by comparing the two ids).

@@ -615,15 +615,14 @@ fn push_record(b: &mut Batch, rec: &impl Fields, start: u64, ctx: &ChunkCtx) -> 
     Ok(())
 }
 
-/// Parses a chunk of plain text, ASCII without quotes or NUL bytes (else
-/// `None`), whose
+/// Parses a chunk of plain text (ASCII without quotes or NUL bytes), whose
 /// records are its lines and whose fields lie between delimiters: split
 /// here directly, several times faster than the csv reader's general
 /// machine, which also copies every field. Gives the number of lines, or
-/// `None` (the batch partly filled) when a line needs the csv reader: a
-/// carriage return other than a line's last byte (the csv reader ends a
-/// record there), a wrong number of fields or a bad value, whose message
-/// the csv reader's path words.
+/// `None` (the batch partly filled) when the chunk needs the csv reader:
+/// a quote, a NUL or a non-ASCII byte, a carriage return other than a
+/// line's last byte (the csv reader ends a record there), a wrong number of
+/// fields or a bad value, whose message the csv reader's path words.
 fn parse_plain(data: &[u8], offset: u64, ctx: &ChunkCtx, b: &mut Batch) -> Option<u64> {
     if matches!(ctx.delim, b'\n' | b'\r' | QUOTE) {
         return None;
@@ -672,9 +671,10 @@ fn parse_plain(data: &[u8], offset: u64, ctx: &ChunkCtx, b: &mut Batch) -> Optio
 
 /// Calls `f` with the index of every delimiter, line feed and carriage
 /// return of `data`, in order, while it returns true; false if it stopped,
-/// or if `data` holds a quote, a NUL or a non-ASCII byte. Sixteen bytes are compared at once: fields are short, so finding each
-/// line's end with `memchr` and then its delimiters byte by byte cost a
-/// call per line and a second look at every byte.
+/// or if `data` holds a quote, a NUL or a non-ASCII byte. Sixteen bytes
+/// are compared at once: fields are short, so finding each line's end with
+/// `memchr` and then its delimiters byte by byte cost a call per line and a
+/// second look at every byte.
 #[inline]
 fn special_bytes(data: &[u8], delim: u8, mut f: impl FnMut(usize) -> bool) -> bool {
     let mut base = 0;
@@ -989,7 +989,8 @@ mod tests {
             };
             let data = text.as_bytes();
             let fresh = || Batch::with_capacity(4, 16, !drop_order, true);
-            let general = parse_records(data, 1000, &ctx, fresh(), false, false);
+            let nul = data.contains(&0);
+            let general = parse_records(data, 1000, &ctx, fresh(), nul, nul || !data.is_ascii());
             let mut p = fresh();
             let plain = parse_plain(data, 1000, &ctx, &mut p);
             // What the plain path leaves to the csv reader is a malformed

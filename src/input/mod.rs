@@ -499,8 +499,15 @@ impl Batch {
     }
 
     fn key(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.key_ends[i - 1] as usize };
-        &self.key_bytes[start..self.key_ends[i] as usize]
+        &self.key_bytes[self.key_start(i)..self.key_ends[i] as usize]
+    }
+
+    fn key_start(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.key_ends[i - 1] as usize
+        }
     }
 
     /// The i-th key and its first eight bytes, zero-padded ([`head_of`]),
@@ -508,8 +515,7 @@ impl Batch {
     /// short key into a padded buffer took a `memcpy` call per row.
     #[inline]
     fn key_and_head(&self, i: usize) -> (&[u8], u64) {
-        let start = if i == 0 { 0 } else { self.key_ends[i - 1] as usize };
-        let key = &self.key_bytes[start..self.key_ends[i] as usize];
+        let (start, key) = (self.key_start(i), self.key(i));
         let head = match self.key_bytes.get(start..start + 8) {
             Some(word) => {
                 let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
@@ -749,9 +755,12 @@ impl IdTable {
         (entries * 10 / 7 + 1).next_power_of_two().max(16)
     }
 
-    fn reserve(&mut self, entries: usize, hash_of: impl Fn(u32) -> u64) {
-        if Self::capacity_for(self.used + entries) > self.slots.len() {
-            self.rebuild(Self::capacity_for(self.used + entries), hash_of);
+    /// Grows the table if `more` ids would fill it past its share.
+    #[inline]
+    fn reserve(&mut self, more: usize, hash_of: impl Fn(u32) -> u64) {
+        let wanted = self.used + more;
+        if wanted * 10 > self.slots.len() * 7 {
+            self.rebuild(Self::capacity_for(wanted), hash_of);
         }
     }
 
@@ -764,14 +773,6 @@ impl IdTable {
                 i = (i + 1) & mask;
             }
             self.slots[i] = slot;
-        }
-    }
-
-    /// Grows the table if one more id would fill it past its share.
-    #[inline]
-    fn make_room(&mut self, hash_of: impl Fn(u32) -> u64) {
-        if (self.used + 1) * 10 > self.slots.len() * 7 {
-            self.rebuild(Self::capacity_for(self.used + 1).max(self.slots.len() * 2), hash_of);
         }
     }
 
@@ -813,7 +814,7 @@ impl IdTable {
     /// Puts a new id's code into the free slot `find` gave.
     #[inline]
     fn fill(&mut self, slot: usize, head: u64, len: u32, code: u32) {
-        debug_assert!((self.used + 1) * 10 <= self.slots.len() * 7, "make_room first");
+        debug_assert!((self.used + 1) * 10 <= self.slots.len() * 7, "reserve first");
         self.slots[slot] = [head, (u64::from(len) + 1) << 32 | u64::from(code)];
         self.used += 1;
     }
@@ -832,12 +833,12 @@ fn head_of(key: &[u8]) -> u64 {
 }
 
 impl Shard {
-    #[inline]
     /// The code of `key`, whose hash is `hash` and whose [`head_of`] is `head`.
+    #[inline]
     fn intern(&mut self, key: &[u8], hash: u64, head: u64) -> u32 {
         let Shard { table, hashes, ids } = self;
         let len = u32::try_from(key.len()).expect("a customer id shorter than 4 GiB");
-        table.make_room(|code| hashes[code as usize]);
+        table.reserve(1, |code| hashes[code as usize]);
         match table.find(hash, head, len, |code| ids.get_bytes(code)[8..] == key[8..]) {
             Ok(code) => code,
             Err(slot) => {

@@ -356,10 +356,11 @@ pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
 /// The distinct (x, t_x, T) of the customers, how many customers have each,
 /// and each customer's index into them.
 ///
-/// Customers are first grouped by T (a counting sort: T takes at most a few
-/// thousand values): patterns of different T never meet, so each group's
-/// are found apart, in parallel, in a table small enough to stay in cache.
-/// One table over all customers missed the cache on most lookups, on one core.
+/// Customers are first grouped by T (a counting sort: T in days takes one
+/// value per day of history at most): patterns of different T never meet,
+/// so each group's are found apart, in parallel, in a table small enough to
+/// stay in cache. One table over all customers missed the cache on most
+/// lookups, on one core.
 #[allow(clippy::type_complexity)]
 fn distinct_patterns(s: &Summary) -> (Vec<(u32, i32, i32)>, Vec<f64>, Vec<u32>) {
     let n = s.len();
