@@ -723,11 +723,19 @@ fn table_hash(hash: u64) -> u64 {
 }
 
 /// One shard: ids in first-seen order within the shard.
-#[derive(Default)]
 struct Shard {
     table: IdTable,
-    hashes: Vec<u64>,
     ids: CustomerIds,
+    /// The hash of an id, recomputed when the table grows rather than kept
+    /// (8 bytes a customer, for a growth or two per shard); the readers'
+    /// [`hash_bytes`] but for tests that make hashes collide.
+    hash_of: fn(&[u8]) -> u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { table: IdTable::default(), ids: CustomerIds::default(), hash_of: hash_bytes }
+    }
 }
 
 /// An open-addressing table (linear probing) from id to code. With millions
@@ -836,14 +844,13 @@ impl Shard {
     /// The code of `key`, whose hash is `hash` and whose [`head_of`] is `head`.
     #[inline]
     fn intern(&mut self, key: &[u8], hash: u64, head: u64) -> u32 {
-        let Shard { table, hashes, ids } = self;
+        let Shard { table, ids, hash_of } = self;
         let len = u32::try_from(key.len()).expect("a customer id shorter than 4 GiB");
-        table.reserve(1, |code| hashes[code as usize]);
+        table.reserve(1, |code| hash_of(ids.get_bytes(code)));
         match table.find(hash, head, len, |code| ids.get_bytes(code)[8..] == key[8..]) {
             Ok(code) => code,
             Err(slot) => {
                 let code = ids.push(key);
-                hashes.push(hash);
                 table.fill(slot, head, len, code);
                 code
             }
@@ -911,57 +918,66 @@ impl Builder {
                 b.index_shards();
             }
         }
-        let codes: Vec<Vec<u32>> = self
-            .shards
-            .par_iter_mut()
-            .enumerate()
-            .map(|(s, shard)| {
-                let rows: usize = window.iter().map(|b| b.rows_of_shard(s).len()).sum();
-                let mut codes = Vec::with_capacity(rows);
-                for b in window.iter() {
-                    let rows = b.rows_of_shard(s);
-                    for (j, &row) in rows.iter().enumerate() {
-                        if let Some(&ahead) = rows.get(j + PREFETCH_ROWS) {
-                            shard.table.prefetch(b.key_hash[ahead as usize]);
-                        }
-                        let r = row as usize;
-                        let (key, head) = b.key_and_head(r);
-                        codes.push(shard.intern(key, b.key_hash[r], head));
-                    }
-                }
-                codes
-            })
-            .collect();
-        let base = self.tx.customer.len();
+        let Builder { shards, tx, row_hash, skipped, kept } = self;
+        let base = tx.customer.len();
         let total: usize = window.iter().map(|b| b.day.len()).sum();
-        self.tx.customer.resize(base + total, 0);
+        let window = &*window;
+        // The rows' other columns are copied while the ids are interned: on
+        // a fresh machine the copies' page faults cost as much as the
+        // interning, and on one thread they held up the reading.
+        let (codes, ()) = rayon::join(
+            || {
+                shards
+                    .par_iter_mut()
+                    .enumerate()
+                    .map(|(s, shard)| {
+                        let rows: usize = window.iter().map(|b| b.rows_of_shard(s).len()).sum();
+                        let mut codes = Vec::with_capacity(rows);
+                        for b in window {
+                            let rows = b.rows_of_shard(s);
+                            for (j, &row) in rows.iter().enumerate() {
+                                if let Some(&ahead) = rows.get(j + PREFETCH_ROWS) {
+                                    shard.table.prefetch(b.key_hash[ahead as usize]);
+                                }
+                                let r = row as usize;
+                                let (key, head) = b.key_and_head(r);
+                                codes.push(shard.intern(key, b.key_hash[r], head));
+                            }
+                        }
+                        codes
+                    })
+                    .collect::<Vec<Vec<u32>>>()
+            },
+            || {
+                tx.customer.resize(base + total, 0);
+                for b in window {
+                    tx.day.extend_from_slice(&b.day);
+                    tx.amount.extend_from_slice(&b.amount);
+                    if !b.order.is_empty() {
+                        // Every kept row of an input with an order column has an order
+                        // hash, so the order column stays aligned with the rows.
+                        tx.order.get_or_insert_with(Vec::new).extend_from_slice(&b.order);
+                    }
+                    row_hash.extend_from_slice(&b.row_hash);
+                    skipped.add(&b.skipped);
+                    let offset = kept.bytes.len();
+                    kept.bytes.extend_from_slice(&b.kept_bytes);
+                    kept.ends.extend(b.kept_ends.iter().map(|&e| e as usize + offset));
+                }
+            },
+        );
         for (s, shard_codes) in codes.iter().enumerate() {
             let mut k = 0;
             let mut offset = base;
-            for b in window.iter() {
+            for b in window {
                 for &row in b.rows_of_shard(s) {
-                    self.tx.customer[offset + row as usize] =
-                        shard_codes[k] << SHARD_BITS | s as u32;
+                    tx.customer[offset + row as usize] = shard_codes[k] << SHARD_BITS | s as u32;
                     k += 1;
                 }
                 offset += b.day.len();
             }
         }
-        for b in window.iter() {
-            self.tx.day.extend_from_slice(&b.day);
-            self.tx.amount.extend_from_slice(&b.amount);
-            if !b.order.is_empty() {
-                // Every kept row of an input with an order column has an order hash,
-                // so the order column stays aligned with the rows.
-                self.tx.order.get_or_insert_with(Vec::new).extend_from_slice(&b.order);
-            }
-            self.row_hash.extend_from_slice(&b.row_hash);
-            self.skipped.add(&b.skipped);
-            let offset = self.kept.bytes.len();
-            self.kept.bytes.extend_from_slice(&b.kept_bytes);
-            self.kept.ends.extend(b.kept_ends.iter().map(|&e| e as usize + offset));
-        }
-        debug_assert!(self.tx.order.as_ref().is_none_or(|o| o.len() == self.tx.customer.len()));
+        debug_assert!(tx.order.as_ref().is_none_or(|o| o.len() == tx.customer.len()));
     }
 
     /// Dense customer codes: shard by shard, first-seen order within a shard.
@@ -1015,9 +1031,8 @@ impl BatchSink for Builder {
         // Customer tables sized for a customer per four rows, rather than
         // grown (and rehashed) from nothing; more customers grow them later.
         let per_shard = rows / 4 / SHARDS;
-        for Shard { table, hashes, ids } in &mut self.shards {
-            table.reserve(per_shard, |code| hashes[code as usize]);
-            hashes.reserve(per_shard);
+        for Shard { table, ids, hash_of } in &mut self.shards {
+            table.reserve(per_shard, |code| hash_of(ids.get_bytes(code)));
             ids.ends.reserve(per_shard);
         }
     }
@@ -1331,13 +1346,16 @@ mod tests {
                 1..5000),
             colliding: bool,
         ) {
-            let mut shard = Shard::default();
+            // Colliding hashes (seven values) crowd the ids on a few probe sequences.
+            fn colliding_hash(key: &[u8]) -> u64 {
+                hash_bytes(key) % 7
+            }
+            let hash_of = if colliding { colliding_hash } else { hash_bytes };
+            let mut shard = Shard { hash_of, ..Shard::default() };
             shard.table.reserve(4, |_| 0);
             let mut seen = std::collections::HashMap::new();
             // The empty id first, so its code is 0.
             seen.insert(String::new(), 0);
-            // Colliding hashes (seven values) crowd the ids on a few probe sequences.
-            let hash_of = |key: &[u8]| hash_bytes(key) % if colliding { 7 } else { u64::MAX };
             proptest::prop_assert_eq!(shard.intern(b"", hash_of(b""), 0), 0);
             for (prefix, n) in ids {
                 // An empty id too: readers skip blank ids, the table does not rely on it.
