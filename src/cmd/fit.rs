@@ -83,8 +83,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             (s.model_summary(path)?, s.as_of, read)
         }
         None => {
-            let (parts, report) = args.input.load_each(&args.engine, &[], progress, |tx| {
-                let summary = models::summarize(&tx);
+            let (parts, report) = args.input.load_each(&args.engine, &[], progress, |mut tx| {
+                let (_, summary) = models::histories_freeing_rows(&mut tx);
                 Ok(CustomerPart { summary, as_of: tx.as_of, ..CustomerPart::default() })
             })?;
             let all = CustomerPart::join(parts);

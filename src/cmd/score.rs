@@ -311,9 +311,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         None => {
             let (parts, report) =
                 args.input.load_each(&args.engine, &args.list.keep, progress, |mut tx| {
-                    let (aggregates, summary) = models::histories(&tx);
-                    // From here on only the ids and the as-of date are needed: the
-                    // rows are freed on return.
+                    // From here on only the ids and the as-of date are needed.
+                    let (aggregates, summary) = models::histories_freeing_rows(&mut tx);
                     Ok(CustomerPart {
                         ids: std::mem::take(&mut tx.ids),
                         kept: std::mem::take(&mut tx.kept),
