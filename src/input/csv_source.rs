@@ -20,7 +20,11 @@ use super::{
 use crate::dates::{DateLayout, Detector};
 use crate::progress::Progress;
 
-const CHUNK_BYTES: usize = 4 << 20;
+/// The text parsed as one piece. Each piece's rows wait in a batch (about
+/// 40 bytes a row) until interned, two windows of two pieces a thread at a
+/// time: 4 MB pieces held 30 MB more at the peak than 2 MB ones, for no
+/// faster reading.
+const CHUNK_BYTES: usize = 2 << 20;
 const QUOTE: u8 = b'"';
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
