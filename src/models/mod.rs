@@ -718,18 +718,20 @@ pub fn fit_spend(s: &Summary, penalty: f64) -> Option<Fit> {
     fit_spend_data(&data, penalty, stride)
 }
 
-/// [`fit_spend`], warm-started from every `warm_stride`-th customer when given.
+/// [`fit_spend`], warm-started from every `warm_stride`-th distinct (x, m)
+/// when given.
 fn fit_spend_data(data: &SpendData, penalty: f64, warm_stride: Option<usize>) -> Option<Fit> {
-    if data.x.len() < 3 {
+    let customers = data.customers();
+    if customers < 3.0 {
         return None;
     }
-    let mean_m = data.m.iter().sum::<f64>() / data.m.len() as f64;
+    let mean_m = data.m.iter().zip(&data.w).map(|(m, w)| m * w).sum::<f64>() / customers;
     let start = [1.0, 2.0, mean_m];
     let warm = warm_stride.and_then(|stride| {
         let sample = data.every(stride);
-        warm_start(&start, penalty, sample.x.len() as f64, spend_term(&sample))
+        warm_start(&start, penalty, sample.customers(), spend_term(&sample))
     });
-    Some(fit_ml_from(warm, &start, true, penalty, data.x.len() as f64, spend_term(data)))
+    Some(fit_ml_from(warm, &start, true, penalty, customers, spend_term(data)))
 }
 
 /// `params -> (Σ ll, Σ ∇ll)` of Gamma-Gamma over the customers.
@@ -740,11 +742,16 @@ fn spend_term(data: &SpendData) -> impl Fn(&[f64]) -> (f64, Vec<f64>) + Sync + '
     }
 }
 
-/// Customers with repeat purchases, as Gamma-Gamma sees them.
+/// Customers with repeat purchases, as Gamma-Gamma sees them: each
+/// distinct (x, m) once, with the number of customers who have it as its
+/// weight. Money comes in cents and purchase counts are small, so there are
+/// several times fewer pairs than customers (10M rows: 325,420 pairs for
+/// 1,829,158 customers).
 struct SpendData {
     x: Vec<f64>,
     m: Vec<f64>,
     ln_m: Vec<f64>,
+    w: Vec<f64>,
     max_x: usize,
 }
 
@@ -757,19 +764,35 @@ impl SpendData {
         // Sorted, so that the likelihood is summed in one order whatever the
         // order of the customers: the fit is then the same to the last bit.
         keep.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let x: Vec<f64> = keep.iter().map(|&(x, _)| x as f64).collect();
-        let m: Vec<f64> = keep.iter().map(|&(_, m)| m).collect();
+        let (mut x, mut m, mut w) = (Vec::new(), Vec::new(), Vec::<f64>::new());
+        for (i, &(xi, mi)) in keep.iter().enumerate() {
+            if i > 0 && keep[i - 1].0 == xi && keep[i - 1].1.to_bits() == mi.to_bits() {
+                *w.last_mut().expect("a pair before") += 1.0;
+            } else {
+                x.push(xi as f64);
+                m.push(mi);
+                w.push(1.0);
+            }
+        }
         let ln_m = m.par_iter().map(|v| v.ln()).collect();
         let max_x = x.iter().fold(1.0f64, |a, &b| a.max(b)) as usize;
-        SpendData { x, m, ln_m, max_x }
+        SpendData { x, m, ln_m, w, max_x }
     }
 
-    /// Every `stride`-th customer, for a warm start.
+    /// The number of customers.
+    fn customers(&self) -> f64 {
+        self.w.iter().sum()
+    }
+
+    /// Every `stride`-th pair with its weight, for a warm start: each pair
+    /// is in the sample as likely as any other, so the sample's weighted
+    /// likelihood is an unbiased estimate of the full one over `stride`.
     fn every(&self, stride: usize) -> SpendData {
         SpendData {
             x: every_nth(&self.x, stride),
             m: every_nth(&self.m, stride),
             ln_m: every_nth(&self.ln_m, stride),
+            w: every_nth(&self.w, stride),
             max_x: self.max_x,
         }
     }
@@ -793,13 +816,13 @@ impl SpendData {
             })
             .collect();
         ordered_sum(self.x.len(), |i| {
-            let (x, m, lm) = (self.x[i], self.m[i], self.ln_m[i]);
+            let (x, m, lm, w) = (self.x[i], self.m[i], self.ln_m[i], self.w[i]);
             let (c, gp, gq) = per_x[x as usize];
             let px = pp * x;
             let lgm = (g + m * x).ln();
             (
-                c + (px - 1.0) * lm - (px + q) * lgm,
-                [gp + x * (lm - lgm), gq - lgm, q / g - (px + q) / (g + m * x)],
+                w * (c + (px - 1.0) * lm - (px + q) * lgm),
+                [w * (gp + x * (lm - lgm)), w * (gq - lgm), w * (q / g - (px + q) / (g + m * x))],
             )
         })
     }
@@ -1225,8 +1248,9 @@ mod tests {
     #[test]
     fn grouped_spend_likelihood_equals_the_per_customer_sum() {
         let mut s = Summary::default();
-        for (c, (x, m)) in [(1u32, 20.0), (3, 35.5), (3, 12.25), (60, 3.2)].into_iter().enumerate()
-        {
+        // Two customers share (3, 35.5): one pair of weight 2.
+        let customers = [(1u32, 20.0), (3, 35.5), (3, 12.25), (60, 3.2), (3, 35.5)];
+        for (c, (x, m)) in customers.into_iter().enumerate() {
             s.customer.push(c as u32);
             s.x.push(x);
             s.t_x_days.push(0);
@@ -1234,9 +1258,11 @@ mod tests {
             s.monetary_avg.push(m);
         }
         let p = [6.25, 3.74, 15.44];
-        let (grouped, grad) = SpendData::new(&s).log_likelihood(&p);
+        let data = SpendData::new(&s);
+        assert_eq!((data.x.len(), data.customers()), (4, 5.0));
+        let (grouped, grad) = data.log_likelihood(&p);
         let mut direct = (0.0, [0.0; 3]);
-        for i in 0..4 {
+        for i in 0..customers.len() {
             let (l, g) = spend::log_likelihood(&p, s.x[i] as f64, s.monetary_avg[i]);
             direct.0 += l;
             direct.1.iter_mut().zip(g).for_each(|(a, b)| *a += b);
