@@ -340,19 +340,21 @@ fn every_nth<T: Copy>(v: &[T], stride: usize) -> Vec<T> {
 }
 
 pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
-    let (keys, weights, first_seen) = distinct_patterns(s);
-    // Patterns in sorted order, so that the likelihood is summed in the same
-    // order, and the fit comes out the same to the last bit, whatever the
-    // order of the customers (rows in another order, or a summary file).
-    let mut by_key: Vec<u32> = (0..keys.len() as u32).collect();
-    by_key.par_sort_unstable_by_key(|&k| keys[k as usize]);
-    let mut rank = vec![0u32; keys.len()];
-    for (r, &k) in by_key.iter().enumerate() {
-        rank[k as usize] = r as u32;
-    }
-    let of_customer = first_seen.iter().map(|&k| rank[k as usize]).collect();
-    let keys: Vec<(u32, i32, i32)> = by_key.iter().map(|&k| keys[k as usize]).collect();
-    let weights: Vec<f64> = by_key.iter().map(|&k| weights[k as usize]).collect();
+    // Patterns in sorted order, (T, x, t_x), so that the likelihood is
+    // summed in the same order, and the fit comes out the same to the last
+    // bit, whatever the order of the customers (rows in another order, or a
+    // summary file). T in days takes one value per day of history at most.
+    let lowest = s.t_days.iter().copied().min().unwrap_or(0);
+    let highest = s.t_days.iter().copied().max().unwrap_or(lowest);
+    let found = distinct_in_groups(
+        s.len(),
+        (highest - lowest) as usize + 1,
+        |i| Some((s.t_days[i] - lowest) as usize),
+        |i| (s.x[i], s.t_x_days[i]),
+        true,
+    );
+    let keys: Vec<(u32, i32, i32)> =
+        found.keys.iter().map(|&(g, (x, t_x))| (x, t_x, lowest + g as i32)).collect();
     let histories = keys
         .iter()
         .map(|&(x, t_x, t)| History {
@@ -363,78 +365,105 @@ pub fn patterns(s: &Summary, unit: Unit) -> Patterns {
         .collect();
     let days =
         Some((keys.iter().map(|k| k.1).collect(), keys.iter().map(|k| k.2).collect(), unit.days()));
-    Patterns { histories, weights, of_customer, days }
+    Patterns { histories, weights: found.weights, of_customer: found.index_of, days }
 }
 
-/// The distinct (x, t_x, T) of the customers, how many customers have each,
-/// and each customer's index into them.
+/// The distinct keys of items that fall into groups numbered by a small
+/// integer (keys of different groups never meet), in (group, key) order.
+struct Distinct<K> {
+    keys: Vec<(u32, K)>,
+    /// How many items have each key.
+    weights: Vec<f64>,
+    /// Each item's index into `keys` (when asked for; u32::MAX for items in
+    /// no group).
+    index_of: Vec<u32>,
+}
+
+/// [`Distinct`] of items `0..n`: `group_of` gives an item's group (`None`:
+/// left out), `key_of` its key within the group.
 ///
-/// Customers are first grouped by T (a counting sort: T in days takes one
-/// value per day of history at most): patterns of different T never meet,
-/// so each group's are found apart, in parallel, in a table small enough to
-/// stay in cache. One table over all customers missed the cache on most
-/// lookups, on one core.
-#[allow(clippy::type_complexity)]
-fn distinct_patterns(s: &Summary) -> (Vec<(u32, i32, i32)>, Vec<f64>, Vec<u32>) {
-    let n = s.len();
-    let Some(lowest) = s.t_days.iter().copied().min() else {
-        return (Vec::new(), Vec::new(), Vec::new());
-    };
-    let highest = s.t_days.iter().copied().max().unwrap_or(lowest);
-    let group_of = |i: usize| (s.t_days[i] - lowest) as usize;
-    let groups = (highest - lowest) as usize + 1;
+/// Items are first grouped by a counting sort, then each group's keys are
+/// found in a table small enough to stay in cache, and sorted, groups in
+/// parallel. One table over all customers missed the cache on most lookups,
+/// and one sort over them ran on one core, for several times longer.
+fn distinct_in_groups<K: Copy + Eq + std::hash::Hash + Ord + Send + Sync>(
+    n: usize,
+    groups: usize,
+    group_of: impl Fn(usize) -> Option<usize> + Sync,
+    key_of: impl Fn(usize) -> K + Sync,
+    with_index: bool,
+) -> Distinct<K> {
     let mut starts = vec![0usize; groups + 1];
     for i in 0..n {
-        starts[group_of(i) + 1] += 1;
+        if let Some(g) = group_of(i) {
+            starts[g + 1] += 1;
+        }
     }
     for g in 0..groups {
         starts[g + 1] += starts[g];
     }
     let mut fill = starts.clone();
-    let mut members = vec![0u32; n];
+    let mut members = vec![0u32; starts[groups]];
     for i in 0..n {
-        let g = group_of(i);
-        members[fill[g]] = i as u32;
-        fill[g] += 1;
+        if let Some(g) = group_of(i) {
+            members[fill[g]] = i as u32;
+            fill[g] += 1;
+        }
     }
     drop(fill);
-    // Per group: its (x, t_x) in first-seen order, their counts, and each
-    // member's index into them.
-    let found: Vec<(Vec<(u32, i32)>, Vec<f64>, Vec<u32>)> = (0..groups)
+    // Per group: its keys in order, their counts, and each member's index
+    // into them.
+    let found: Vec<(Vec<K>, Vec<f64>, Vec<u32>)> = (0..groups)
         .into_par_iter()
         .map(|g| {
-            let mut index: HashMap<(u32, i32), u32, foldhash::fast::FixedState> =
+            let members = &members[starts[g]..starts[g + 1]];
+            let mut index: HashMap<K, u32, foldhash::fast::FixedState> =
                 HashMap::with_hasher(foldhash::fast::FixedState::with_seed(1));
-            let (mut keys, mut weights) = (Vec::new(), Vec::new());
-            let locals = members[starts[g]..starts[g + 1]]
+            let (mut keys, mut counts) = (Vec::new(), Vec::new());
+            let mut locals: Vec<u32> = members
                 .iter()
                 .map(|&i| {
-                    let key = (s.x[i as usize], s.t_x_days[i as usize]);
+                    let key = key_of(i as usize);
                     let k = *index.entry(key).or_insert_with(|| {
                         keys.push(key);
-                        weights.push(0.0);
+                        counts.push(0.0);
                         (keys.len() - 1) as u32
                     });
-                    weights[k as usize] += 1.0;
+                    counts[k as usize] += 1.0;
                     k
                 })
                 .collect();
-            (keys, weights, locals)
+            let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+            order.sort_unstable_by_key(|&k| keys[k as usize]);
+            let mut rank = vec![0u32; keys.len()];
+            for (r, &k) in order.iter().enumerate() {
+                rank[k as usize] = r as u32;
+            }
+            if with_index {
+                locals.iter_mut().for_each(|l| *l = rank[*l as usize]);
+            } else {
+                locals = Vec::new();
+            }
+            let keys = order.iter().map(|&k| keys[k as usize]).collect();
+            let counts = order.iter().map(|&k| counts[k as usize]).collect();
+            (keys, counts, locals)
         })
         .collect();
     let total: usize = found.iter().map(|f| f.0.len()).sum();
-    let (mut keys, mut weights) = (Vec::with_capacity(total), Vec::with_capacity(total));
-    let mut pattern_of = vec![0u32; n];
-    for (g, (group_keys, group_weights, locals)) in found.into_iter().enumerate() {
-        let base = keys.len() as u32;
-        let t = lowest + g as i32;
-        keys.extend(group_keys.into_iter().map(|(x, t_x)| (x, t_x, t)));
-        weights.extend(group_weights);
+    let mut out = Distinct {
+        keys: Vec::with_capacity(total),
+        weights: Vec::with_capacity(total),
+        index_of: if with_index { vec![u32::MAX; n] } else { Vec::new() },
+    };
+    for (g, (keys, counts, locals)) in found.into_iter().enumerate() {
+        let base = out.keys.len() as u32;
+        out.keys.extend(keys.into_iter().map(|k| (g as u32, k)));
+        out.weights.extend(counts);
         for (&i, local) in members[starts[g]..starts[g + 1]].iter().zip(locals) {
-            pattern_of[i as usize] = base + local;
+            out.index_of[i as usize] = base + local;
         }
     }
-    (keys, weights, pattern_of)
+    out
 }
 
 /// Which model, in files and on the command line.
@@ -757,26 +786,21 @@ struct SpendData {
 
 impl SpendData {
     fn new(s: &Summary) -> Self {
-        let mut keep: Vec<(u32, f64)> = (0..s.len())
-            .filter(|&i| s.x[i] > 0 && s.monetary_avg[i] > 0.0)
-            .map(|i| (s.x[i], s.monetary_avg[i]))
-            .collect();
-        // Sorted, so that the likelihood is summed in one order whatever the
-        // order of the customers: the fit is then the same to the last bit.
-        keep.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-        let (mut x, mut m, mut w) = (Vec::new(), Vec::new(), Vec::<f64>::new());
-        for (i, &(xi, mi)) in keep.iter().enumerate() {
-            if i > 0 && keep[i - 1].0 == xi && keep[i - 1].1.to_bits() == mi.to_bits() {
-                *w.last_mut().expect("a pair before") += 1.0;
-            } else {
-                x.push(xi as f64);
-                m.push(mi);
-                w.push(1.0);
-            }
-        }
+        // Sorted by (x, m), so that the likelihood is summed in one order
+        // whatever the order of the customers: the fit is then the same to
+        // the last bit. Positive doubles order as their bits do.
+        let max_x = s.x.iter().copied().max().unwrap_or(0).max(1) as usize;
+        let found = distinct_in_groups(
+            s.len(),
+            max_x + 1,
+            |i| (s.x[i] > 0 && s.monetary_avg[i] > 0.0).then_some(s.x[i] as usize),
+            |i| s.monetary_avg[i].to_bits(),
+            false,
+        );
+        let x = found.keys.iter().map(|&(x, _)| x as f64).collect();
+        let m: Vec<f64> = found.keys.iter().map(|&(_, m)| f64::from_bits(m)).collect();
         let ln_m = m.par_iter().map(|v| v.ln()).collect();
-        let max_x = x.iter().fold(1.0f64, |a, &b| a.max(b)) as usize;
-        SpendData { x, m, ln_m, w, max_x }
+        SpendData { x, m, ln_m, w: found.weights, max_x }
     }
 
     /// The number of customers.
@@ -1450,7 +1474,9 @@ mod tests {
             let keys: Vec<(u32, i32, i32)> = (0..pat.histories.len())
                 .map(|k| (pat.histories[k].x as u32, t_x_days[k], t_days[k]))
                 .collect();
-            prop_assert!(keys.windows(2).all(|w| w[0] < w[1]));
+            // Sorted by T, then x, then t_x.
+            let order = |k: &(u32, i32, i32)| (k.2, k.0, k.1);
+            prop_assert!(keys.windows(2).all(|w| order(&w[0]) < order(&w[1])));
             prop_assert_eq!(pat.weights.iter().sum::<f64>(), customers.len() as f64);
             let mut counts = vec![0.0; keys.len()];
             for (i, &(x, t_x, t)) in customers.iter().enumerate() {
@@ -1459,6 +1485,39 @@ mod tests {
                 counts[k] += 1.0;
             }
             prop_assert_eq!(counts, pat.weights.clone());
+        }
+
+        /// The likelihoods see the same terms in the same order whatever
+        /// the order of the customers, so fits agree to the last bit.
+        #[test]
+        fn patterns_and_spend_pairs_do_not_depend_on_customer_order(
+            customers in proptest::collection::vec(
+                (0u32..4, 0i32..5, 1i32..40, proptest::sample::select(vec![0.0, 2.5, 7.25, 10.0])),
+                0..300),
+            rotate in 0usize..300,
+        ) {
+            let summary = |cs: &[(u32, i32, i32, f64)]| {
+                let mut s = Summary::default();
+                for (i, &(x, t_x, t, m)) in cs.iter().enumerate() {
+                    s.customer.push(i as u32);
+                    s.x.push(x);
+                    s.t_x_days.push(t_x);
+                    s.t_days.push(t);
+                    s.monetary_avg.push(m);
+                }
+                s
+            };
+            let mut moved = customers.clone();
+            moved.reverse();
+            let rotate = rotate.min(moved.len());
+            moved.rotate_left(rotate);
+            let (a, b) = (summary(&customers), summary(&moved));
+            let (pa, pb) = (patterns(&a, Unit::Week), patterns(&b, Unit::Week));
+            prop_assert_eq!(pa.histories, pb.histories);
+            prop_assert_eq!(pa.weights, pb.weights);
+            prop_assert_eq!(pa.days, pb.days);
+            let (sa, sb) = (SpendData::new(&a), SpendData::new(&b));
+            prop_assert_eq!((sa.x, sa.m, sa.w), (sb.x, sb.m, sb.w));
         }
 
         #[test]
