@@ -152,8 +152,9 @@ pub fn histories(tx: &Transactions) -> (Aggregates, Summary) {
 
 /// [`histories`] for a caller done with the rows, which are freed as soon
 /// as they are no longer read: the customer column once the rows are
-/// grouped, the others before the summary is built. The peak of scoring
-/// 10M rows is 80 MB lower. `tx` keeps its ids, `--keep` values and as-of date.
+/// grouped, the others before the summary is built (scoring 10M rows: the
+/// analysis stage's peak 67 MB lower). `tx` keeps its ids, `--keep` values
+/// and as-of date.
 pub fn histories_freeing_rows(tx: &mut Transactions) -> (Aggregates, Summary) {
     let groups = group_by_customer(tx, |r| Some(r as u32));
     tx.customer = Vec::new();
@@ -385,7 +386,8 @@ struct Distinct<K> {
 /// Items are first grouped by a counting sort, then each group's keys are
 /// found in a table small enough to stay in cache, and sorted, groups in
 /// parallel. One table over all customers missed the cache on most lookups,
-/// and one sort over them ran on one core, for several times longer.
+/// and one sort of all of them (1.8M spend customers on 10M rows) ran on
+/// one core.
 fn distinct_in_groups<K: Copy + Eq + std::hash::Hash + Ord + Send + Sync>(
     n: usize,
     groups: usize,
