@@ -610,6 +610,8 @@ fn short_decimal(b: &[u8]) -> Option<f64> {
     let (mut units, mut count, mut scale, mut point) = (0u64, 0usize, 0usize, false);
     for &c in digits {
         match c {
+            // More than 15 digits: not short (and the units would overflow).
+            b'0'..=b'9' if count == 15 => return None,
             b'0'..=b'9' => {
                 units = units * 10 + u64::from(c - b'0');
                 count += 1;
@@ -619,7 +621,7 @@ fn short_decimal(b: &[u8]) -> Option<f64> {
             _ => return None,
         }
     }
-    if count == 0 || count > 15 {
+    if count == 0 {
         return None;
     }
     let v = units as f64 / POW10[scale];
@@ -842,9 +844,12 @@ fn head_of(key: &[u8]) -> u64 {
 
 impl Shard {
     /// The code of `key`, whose hash is `hash` and whose [`head_of`] is `head`.
+    /// `hash` must be the shard's `hash_of(key)`: growing the table places
+    /// every id again by that function.
     #[inline]
     fn intern(&mut self, key: &[u8], hash: u64, head: u64) -> u32 {
         let Shard { table, ids, hash_of } = self;
+        debug_assert_eq!(hash, hash_of(key), "the shard's hash of the id");
         let len = u32::try_from(key.len()).expect("a customer id shorter than 4 GiB");
         table.reserve(1, |code| hash_of(ids.get_bytes(code)));
         match table.find(hash, head, len, |code| ids.get_bytes(code)[8..] == key[8..]) {
