@@ -124,7 +124,9 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
         .par_iter()
         .fold(|| (i32::MAX, i32::MIN), |(a, b), &d| (a.min(d), b.max(d)))
         .reduce(|| (i32::MAX, i32::MIN), |x, y| (x.0.min(y.0), x.1.max(y.1)));
-    let table: Vec<i64> = (lo..=hi.max(lo)).map(|d| period.index(d)).collect();
+    // No rows (a partition of the streaming engine can have none): no table,
+    // rather than the index of day i32::MAX, which overflowed.
+    let table: Vec<i64> = (lo..=hi).map(|d| period.index(d)).collect();
     let index_of = |day: i32| table[(day - lo) as usize];
     // Each customer's cohort (its period index), NONE without a purchase: 4
     // bytes a customer rather than an Option<i64>'s 16 (0.5 GB less at 40M
