@@ -234,10 +234,10 @@ pub fn expected_if_alive_by_quadrature(kind: Kind, p: &[f64; 4], h: History, hor
     };
     let line = g0 + (g1 - g0) * a / (a + b_post);
     // Over t in [-5, 5] with a step of 1/48, halved (each halving adds the
-    // midpoints) until the result moves by less than 1e-12 of itself (the
-    // tests ask for 1e-7; 1e-14 made every case halve six times): a Beta with large a and
-    // b + x is narrower than that step (a = 305, b + x = 553 came out
-    // 2.5e-6 off with the step of 1/48 alone).
+    // midpoints) until the result moves by less than 1e-12 of itself: a
+    // Beta with large a and b + x is narrower than that step (a = 305,
+    // b + x = 553 came out 2.5e-6 off with the step of 1/48 alone). The
+    // tests ask for 1e-7; at 1e-14 most cases halved six times.
     const SPAN: f64 = 5.0;
     let mut step = 1.0 / 48.0;
     let steps = (SPAN / step).round() as i32;
