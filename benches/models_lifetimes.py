@@ -3,8 +3,9 @@ expected purchases, expected spend and CLV over 90 days), done with Python's
 lifetimes, for the end-to-end comparison in BENCHMARKS.md.
 
 Usage: models_lifetimes.py INPUT.csv|INPUT.parquet OUT.json
-Same definitions as churn: blank customers and returns dropped, one purchase
-per customer-day, T to the end of the as-of day, weeks of 7 days.
+Same definitions as churn, which are lifetimes' own: blank customers and
+returns dropped, one purchase per customer-day, T to the as-of date, weeks of
+7 days.
 """
 import json
 import sys
@@ -25,10 +26,10 @@ else:
     df = df[df["customer_id"].notna() & (df["customer_id"].str.strip() != "")]
 df["order_date"] = pd.to_datetime(df["order_date"]).dt.normalize()
 as_of = df["order_date"].max()
-df = df[df["amount"] > 0]
+df = df[df["amount"] >= 0]
 summary = summary_data_from_transaction_data(
     df, "customer_id", "order_date", monetary_value_col="amount",
-    observation_period_end=as_of + pd.Timedelta(days=1), freq="D",
+    observation_period_end=as_of, freq="D",
 )
 t1 = time.time()
 weeks = summary[["recency", "T"]] / 7.0

@@ -38,6 +38,8 @@ struct Opts {
     gamma: f64,
     returns_rate: f64,
     blank_rate: f64,
+    /// Fraction of orders that are free (amount 0): still purchases.
+    zero_rate: f64,
 }
 
 fn parse_args() -> Result<Opts> {
@@ -57,6 +59,7 @@ fn parse_args() -> Result<Opts> {
         gamma: 15.44,
         returns_rate: 0.02,
         blank_rate: 0.005,
+        zero_rate: 0.0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -88,9 +91,10 @@ fn parse_args() -> Result<Opts> {
             "--gamma" => o.gamma = num()?,
             "--returns-rate" => o.returns_rate = num()?,
             "--blank-rate" => o.blank_rate = num()?,
+            "--zero-rate" => o.zero_rate = num()?,
             "-h" | "--help" => {
                 eprintln!(
-                    "generate [--rows N|10M|100M] [--seed S] [--start YYYY-MM-DD] [--weeks W] [--layout order|lineitem]\n         [--r R --alpha A --a A --b B] [--p P --q Q --gamma G] [--returns-rate X] [--blank-rate X] [-o FILE.csv|.parquet]"
+                    "generate [--rows N|10M|100M] [--seed S] [--start YYYY-MM-DD] [--weeks W] [--layout order|lineitem]\n         [--r R --alpha A --a A --b B] [--p P --q Q --gamma G] [--returns-rate X] [--blank-rate X] [--zero-rate X] [-o FILE.csv|.parquet]"
                 );
                 std::process::exit(0);
             }
@@ -143,14 +147,16 @@ fn main() -> Result<()> {
         loop {
             order += 1;
             let amount: f64 = spend.sample(&mut rng);
-            let cents = ((amount * 100.0).round() as i64).max(1);
-            let items = if o.lineitem { rng.gen_range(1..=4u16) } else { 1 };
+            // Drawn only when asked for, so that other exports stay as they were.
+            let free = o.zero_rate > 0.0 && rng.gen_bool(o.zero_rate.clamp(0.0, 1.0));
+            let cents = if free { 0 } else { ((amount * 100.0).round() as i64).max(1) };
+            let items = if o.lineitem && !free { rng.gen_range(1..=4u16) } else { 1 };
             let mut left = cents;
             for item in 0..items {
                 let part =
                     if item + 1 == items { left } else { (left / (items - item) as i64).max(1) };
                 left -= part;
-                if part <= 0 {
+                if part <= 0 && !free {
                     continue;
                 }
                 let quantity = if o.lineitem && part % 2 == 0 && rng.gen_bool(0.3) { 2 } else { 1 };
@@ -163,7 +169,7 @@ fn main() -> Result<()> {
                     item,
                 });
             }
-            if rng.gen_bool(o.returns_rate.clamp(0.0, 1.0)) {
+            if !free && rng.gen_bool(o.returns_rate.clamp(0.0, 1.0)) {
                 // A later partial return of this order.
                 let when = t + rng.gen_range(86_400.0..30.0 * 86_400.0);
                 if when < horizon {

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use crate::dates::{civil_from_days, days_from_civil};
-use crate::input::Transactions;
+use crate::input::{is_purchase, Transactions};
 use crate::rfm::{decimal_scale, group_by_customer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -112,7 +112,7 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
     let n = tx.ids.len();
     let mut first = vec![i32::MAX; n];
     for r in 0..tx.len() {
-        if tx.amount[r] > 0.0 {
+        if is_purchase(tx.amount[r]) {
             let c = tx.customer[r] as usize;
             first[c] = first[c].min(tx.day[r]);
         }
@@ -150,7 +150,7 @@ pub fn compute(tx: &Transactions, period: Period, retention: Retention) -> Cohor
         None => r as u64,
     };
     let groups = group_by_customer(tx, |r| {
-        (tx.amount[r] > 0.0).then(|| {
+        is_purchase(tx.amount[r]).then(|| {
             let c = cohort_of(tx.customer[r] as usize).expect("a purchase gives a cohort");
             ((index_of(tx.day[r]) - c) as u32, order_key(r))
         })
@@ -408,7 +408,7 @@ mod tests {
                     prop_assert!(w[1].customers <= w[0].customers);
                 }
             }
-            let buyers = (0..30u32).filter(|&c| rows.iter().any(|r| r.0 == c && r.2 > 0.0)).count() as u64;
+            let buyers = (0..30u32).filter(|&c| rows.iter().any(|r| r.0 == c && r.2 >= 0.0)).count() as u64;
             let sizes: u64 = classic.cells.iter().filter(|c| c.period == 0).map(|c| c.cohort_size).sum();
             prop_assert_eq!(sizes, buyers);
         }

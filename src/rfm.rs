@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use crate::input::{CustomerIds, Transactions};
+use crate::input::{is_purchase, CustomerIds, Transactions};
 use crate::segments::Segments;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -56,7 +56,7 @@ pub struct CustomerRfm {
 pub struct Aggregates {
     pub first_purchase: Vec<i32>,
     pub last_purchase: Vec<i32>,
-    /// Purchases: distinct orders with a positive amount, or positive rows.
+    /// Purchases: distinct orders, or rows, that are not returns ([`is_purchase`]).
     pub purchases: Vec<u32>,
     /// Net amount (all rows kept by the returns policy), summed with
     /// Neumaier's compensation so that amounts in cents add up to the
@@ -81,9 +81,9 @@ impl Aggregates {
     }
 }
 
-/// Aggregates the transactions per customer code. A purchase is a row with a
-/// positive amount (or a distinct order holding one); returns and zero
-/// amounts only move the net amount.
+/// Aggregates the transactions per customer code. A purchase is a row that
+/// is not a return ([`is_purchase`]), or a distinct order holding one;
+/// returns only move the net amount.
 pub fn aggregate(tx: &Transactions) -> Aggregates {
     let n = tx.ids.len();
     let mut a = Aggregates {
@@ -93,7 +93,7 @@ pub fn aggregate(tx: &Transactions) -> Aggregates {
         net: vec![0.0; n],
     };
     for r in 0..tx.len() {
-        if tx.amount[r] > 0.0 {
+        if is_purchase(tx.amount[r]) {
             let (c, d) = (tx.customer[r] as usize, tx.day[r]);
             a.first_purchase[c] = a.first_purchase[c].min(d);
             a.last_purchase[c] = a.last_purchase[c].max(d);
@@ -104,7 +104,7 @@ pub fn aggregate(tx: &Transactions) -> Aggregates {
     }
     a.net = net_amounts(tx);
     if let Some(orders) = &tx.order {
-        let groups = group_by_customer(tx, |r| (tx.amount[r] > 0.0).then_some(orders[r]));
+        let groups = group_by_customer(tx, |r| is_purchase(tx.amount[r]).then_some(orders[r]));
         a.purchases = groups.map_groups(count_distinct);
     }
     a

@@ -9,7 +9,7 @@
 //! scores the small result (`--summary`). The query follows the local
 //! definitions exactly: blank customer ids are skipped, rows after the as-of
 //! day are cut, `--returns drop` ignores negative amounts, a purchase is a
-//! row (or a distinct order) with a positive amount, and purchases on one day
+//! row (or a distinct order) that is not a return (amount >= 0), and purchases on one day
 //! are one repeat purchase day with their amounts summed.
 //!
 //! Amounts are summed as DECIMAL(38, 6), exactly, as churn sums amounts in
@@ -85,6 +85,10 @@ pub const SUMMARY_COLUMNS: [&str; 8] = [
 /// The model summary in the query's time unit, after SUMMARY_COLUMNS: what
 /// lifetimes, PyMC-Marketing or CLVTools take. churn reads the exact columns
 /// before them instead, whatever the unit.
+/// The rows that are purchases, as `input::is_purchase` says: every row
+/// that is not a return.
+const PURCHASE: &str = "amount >= 0";
+
 pub const MODEL_COLUMNS: [&str; 4] = ["x", "t_x", "T", "monetary_avg"];
 
 /// The columns of the RFM base figures, in order (those of `churn rfm`, and the as-of day).
@@ -336,7 +340,7 @@ cut AS (
   SELECT k.* FROM kept k CROSS JOIN cutoff c WHERE k.day <= c.as_of{returns}
 ),
 buys AS (
-  SELECT * FROM cut WHERE amount > 0
+  SELECT * FROM cut WHERE {PURCHASE}
 ),
 ",
             customer = q(&self.customer),
@@ -373,7 +377,7 @@ SELECT f.customer_id, f.first_purchase, f.last_purchase,
        c.as_of,
        CAST(f.repeat_days AS BIGINT) AS x,
        CAST({t_x} AS {double}) / {unit_days} AS t_x,
-       CAST({t} + 1 AS {double}) / {unit_days} AS {big_t},
+       CAST({t} AS {double}) / {unit_days} AS {big_t},
        CASE WHEN f.repeat_days = 0 THEN CAST(0 AS {double})
             ELSE CAST(r.repeat_amount AS {double}) / CAST(f.repeat_days AS {double}) END AS monetary_avg
 FROM firsts f
@@ -454,7 +458,7 @@ member_rows AS (
 buying AS (
   SELECT customer_id, cohort_index, k,
          COUNT(DISTINCT order_id) + SUM(CASE WHEN order_id IS NULL THEN 1 ELSE 0 END) AS orders
-  FROM member_rows WHERE amount > 0 GROUP BY customer_id, cohort_index, k
+  FROM member_rows WHERE {PURCHASE} GROUP BY customer_id, cohort_index, k
 ),
 retained AS (
   {retained}
@@ -491,7 +495,7 @@ ORDER BY g.cohort_index, g.k;
     }
 }
 
-/// Purchases (distinct orders with a positive amount, or positive rows) and
+/// Purchases (distinct orders with a row that is not a return, or such rows) and
 /// net amounts per customer: shared by the summary and the RFM query.
 const PURCHASES_AND_NETS: &str = "purchase_counts AS (
   SELECT customer_id,

@@ -8,7 +8,7 @@ use crate::backtest::{self, Metrics, Outcome};
 use crate::chart;
 use crate::cli::InputArgs;
 use crate::cmd::score::parse_horizon;
-use crate::input::{self, Transactions};
+use crate::input::{self, is_purchase, Transactions};
 use crate::models::{self, ModelName, Unit};
 use crate::progress::Progress;
 use crate::rfm::{self, RfmOptions};
@@ -94,7 +94,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     }
     // Actual purchase days in the holdout, per customer code.
     let mut days: Vec<(u32, i32)> = (0..tx.len())
-        .filter(|&r| tx.day[r] > split && tx.amount[r] > 0.0)
+        .filter(|&r| tx.day[r] > split && is_purchase(tx.amount[r]))
         .map(|r| (tx.customer[r], tx.day[r]))
         .collect();
     days.par_sort_unstable();
@@ -199,7 +199,9 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
             v
         };
         let mut purchase_days: Vec<(u32, i32)> = (0..tx.len())
-            .filter(|&r| tx.day[r] > split && tx.amount[r] > 0.0 && seen[tx.customer[r] as usize])
+            .filter(|&r| {
+                tx.day[r] > split && is_purchase(tx.amount[r]) && seen[tx.customer[r] as usize]
+            })
             .map(|r| (tx.customer[r], tx.day[r]))
             .collect();
         purchase_days.sort_unstable();

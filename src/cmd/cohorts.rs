@@ -91,7 +91,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     progress.stage("cohorts");
     if result.cells.is_empty() {
         bail!(
-            "no purchases (rows with a positive amount) on or before {}: no cohorts to compute",
+            "no purchases (rows that are not returns) on or before {}: no cohorts to compute",
             input::day_string(as_of)
         );
     }

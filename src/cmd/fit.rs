@@ -28,8 +28,9 @@ pub enum FitModel {
 /// (Gamma-Gamma) by maximum likelihood.
 ///
 /// Each customer is summarised as x (repeat purchase days), t_x (first to
-/// last purchase) and T (first purchase to the end of the as-of day), in
-/// --unit (a month is 365.25/12 days). Prints the parameters with standard
+/// last purchase) and T (first purchase to the as-of date), in days over
+/// --unit (a month is 365.25/12 days), as lifetimes and CLVTools do; every
+/// row that is not a return is a purchase. Prints the parameters with standard
 /// errors, log-likelihood, AIC, BIC and whether the fit converged; --json
 /// prints the same as JSON, --save stores the model for `churn score --model-file`.
 #[derive(clap::Args, Debug)]

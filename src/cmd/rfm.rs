@@ -101,7 +101,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     spinner.finish_and_clear();
     if rows.is_empty() {
         anyhow::bail!(
-            "no customer has a purchase (a row with a positive amount) on or before {}",
+            "no customer has a purchase (a row that is not a return) on or before {}",
             input::day_string(as_of)
         );
     }

@@ -188,6 +188,16 @@ pub struct Transactions {
     pub kept: Vec<(String, CustomerIds)>,
 }
 
+/// Whether a row's amount makes it a purchase: every row that is not a
+/// return (a negative amount) is one, zero amounts included (free, sample and
+/// fully discounted orders are still visits), as lifetimes, BTYD, CLVTools
+/// and the papers count transactions. Every analysis, and the SQL queries
+/// (`sql::PURCHASE`), use this one definition.
+#[inline]
+pub fn is_purchase(amount: f64) -> bool {
+    amount >= 0.0
+}
+
 impl Transactions {
     pub fn len(&self) -> usize {
         self.customer.len()

@@ -292,7 +292,7 @@ impl SummaryBuilder {
         s.customer.push(code);
         s.x.push(repeat_days);
         s.t_x_days.push(last - first);
-        s.t_days.push(as_of + 1 - first);
+        s.t_days.push(as_of - first);
         s.monetary_avg.push(if repeat_days == 0 {
             0.0
         } else {

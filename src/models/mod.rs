@@ -59,7 +59,9 @@ pub struct Summary {
     pub x: Vec<u32>,
     /// Days from the first to the last purchase day.
     pub t_x_days: Vec<i32>,
-    /// Days from the first purchase day to the end of the as-of day.
+    /// Days from the first purchase day to the as-of day (0 for a customer
+    /// whose first purchase is on the as-of day; a purchase on the as-of day
+    /// has t_x = T), as lifetimes, BTYD and CLVTools measure it.
     pub t_days: Vec<i32>,
     /// Mean amount of the repeat purchase days (0 when x = 0).
     pub monetary_avg: Vec<f64>,
@@ -103,8 +105,7 @@ pub fn fit_data_problem(s: &Summary) -> Option<String> {
             "no customer bought on more than one day (all {n} bought once): the purchase models learn from repeat purchases; use a longer history, or `churn rfm`"
         ));
     }
-    let every_day =
-        (0..n).all(|i| s.x[i] as i32 == s.t_x_days[i] && s.t_x_days[i] + 1 == s.t_days[i]);
+    let every_day = (0..n).all(|i| s.x[i] as i32 == s.t_x_days[i] && s.t_x_days[i] == s.t_days[i]);
     if every_day {
         return Some(format!(
             "every one of the {n} customers bought on every day from their first purchase to the as-of date: with no gaps there is no dropout to learn, so the purchase models cannot be fitted"
@@ -242,7 +243,7 @@ fn customer_figures(tx: &Transactions, groups: &Grouped<u32>) -> CustomerFigures
                     orders.clear();
                     for &r in rows {
                         let r = r as usize;
-                        if tx.amount[r] > 0.0 {
+                        if crate::input::is_purchase(tx.amount[r]) {
                             buys.push((tx.day[r], tx.amount[r]));
                             if let Some(o) = &tx.order {
                                 orders.push(o[r]);
@@ -297,7 +298,7 @@ impl CustomerFigures {
         let n = agg.first_purchase.len();
         let customer: Vec<u32> =
             (0..n as u32).filter(|&c| agg.first_purchase[c as usize] != i32::MAX).collect();
-        let t_days = customer.iter().map(|&c| as_of + 1 - agg.first_purchase[c as usize]).collect();
+        let t_days = customer.iter().map(|&c| as_of - agg.first_purchase[c as usize]).collect();
         if customer.len() == n {
             // Every customer bought (the usual case): no copies to gather.
             return (agg, Summary { customer, x, t_x_days: t_x, t_days, monetary_avg: m });
@@ -1395,7 +1396,8 @@ mod tests {
         prop_assert_eq!(&agg.purchases, &want.purchases);
         prop_assert_eq!(&agg.net, &want.net);
         let mut days: BTreeMap<u32, BTreeMap<i32, i64>> = BTreeMap::new();
-        for r in rows.iter().filter(|r| r.2 > 0) {
+        // Every row that is not a return is a purchase, zero amounts too.
+        for r in rows.iter().filter(|r| r.2 >= 0) {
             *days.entry(r.0).or_default().entry(r.1).or_default() += r.2;
         }
         prop_assert_eq!(&s.customer, &days.keys().copied().collect::<Vec<_>>());
@@ -1405,7 +1407,8 @@ mod tests {
             let repeat: i64 = d.iter().filter(|(&k, _)| k != first).map(|(_, v)| v).sum();
             prop_assert_eq!(s.x[i], x);
             prop_assert_eq!(s.t_x_days[i], last - first);
-            prop_assert_eq!(s.t_days[i], 401 - first);
+            // T runs to the as-of day (400): a purchase on it has t_x = T.
+            prop_assert_eq!(s.t_days[i], 400 - first);
             let m = if x == 0 { 0.0 } else { repeat as f64 / 100.0 / x as f64 };
             prop_assert!(
                 (s.monetary_avg[i] - m).abs() <= 1e-12 * m.abs(),
@@ -1524,7 +1527,14 @@ mod tests {
 
         #[test]
         fn histories_agree_with_the_obvious_computation(
-            rows in proptest::collection::vec((0u32..6, 0i32..40, -3000i64..9000, 0u64..12), 0..60),
+            rows in proptest::collection::vec((
+                0u32..6,
+                // Days up to the as-of day (400), purchases on it included.
+                prop_oneof![0i32..40, 390i32..=400],
+                // Zero amounts often: they are purchases, returns are not.
+                prop_oneof![-3000i64..9000, Just(0i64)],
+                0u64..12,
+            ), 0..60),
             orders in proptest::bool::ANY,
         ) {
             check_histories(&rows, orders)?;

@@ -189,6 +189,32 @@ mod tests {
         }
     }
 
+    /// Published test values (weeks). The unconditional E[X(t)] are BTYD's
+    /// documented `pnbd.Expectation` values, which lifetimes' tests also
+    /// use; they are those of BTYD's example parameters (0.55, 10.56, 0.61,
+    /// 11.64), to all eight printed decimals (at the CDNOW estimates to five
+    /// decimals they are 0.4% higher, which lifetimes' tolerance of 0.01 hides).
+    /// The conditional one is the BTYD walkthrough's, at the CDNOW estimates.
+    #[test]
+    fn published_cdnow_expectations() {
+        use super::super::purchase::{
+            expected_purchases, expected_purchases_of_new_customer, Kind,
+        };
+        let btyd_example = [0.55, 10.56, 0.61, 11.64];
+        let p = [0.55315, 10.57633, 0.60625, 11.67150];
+        let published = [
+            0.05077821, 0.09916088, 0.14542507, 0.18979930, 0.23247466, 0.27361274, 0.31335159,
+            0.35181024, 0.38909211,
+        ];
+        for (t, want) in (1..=9).map(f64::from).zip(published) {
+            let got = expected_purchases_of_new_customer(Kind::Pnbd, &btyd_example, t);
+            assert!((got - want).abs() <= 5e-9, "E[X({t})] = {got}, published {want}");
+        }
+        // x = 26, t_x = 30.86, T = 31: E[X(52) | history] = 25.46.
+        let e = expected_purchases(Kind::Pnbd, &p, History { x: 26.0, t_x: 30.86, t: 31.0 }, 52.0);
+        assert!((e - 25.46).abs() <= 5e-3, "{e}");
+    }
+
     #[test]
     fn no_purchase_probability_slope_at_zero() {
         // d/dt P(no purchase in t) at t = 0 is −P(alive) E[λ | alive] = −P(alive) (r+x)/(α+T).

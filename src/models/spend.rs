@@ -26,10 +26,13 @@ pub fn log_likelihood(params: &[f64; 3], x: f64, m: f64) -> (f64, [f64; 3]) {
 
 /// E[value of a purchase | x, m]: the posterior mean, shrinking the
 /// customer's mean towards the population's; the population mean p γ / (q − 1)
-/// when x = 0. Needs q > 1.
+/// when x = 0 or m = 0. The model's purchase values are positive, so it is
+/// fitted on customers with x > 0 and m > 0 only (as lifetimes and CLVTools
+/// require), and a customer whose repeat purchases were all free orders is
+/// not evidence of a zero spend: they get the population mean too. Needs q > 1.
 pub fn expected_spend(params: &[f64; 3], x: f64, m: f64) -> f64 {
     let [p, q, g] = *params;
-    if x <= 0.0 {
+    if x <= 0.0 || m <= 0.0 {
         return p * g / (q - 1.0);
     }
     p * (g + m * x) / (p * x + q - 1.0)
@@ -61,6 +64,8 @@ mod tests {
         // CDNOW estimates (Fader & Hardie 2013): population mean p γ / (q − 1) = 35.22.
         let params = [6.25, 3.74, 15.44];
         assert!((expected_spend(&params, 0.0, 0.0) - 35.22).abs() < 0.005);
+        // Repeat purchases that were all free orders: the population mean too.
+        assert_eq!(expected_spend(&params, 4.0, 0.0), expected_spend(&params, 0.0, 0.0));
         // The posterior mean lies between the customer's mean and the population mean.
         let pop = expected_spend(&params, 0.0, 0.0);
         for m in [5.0, 100.0] {

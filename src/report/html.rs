@@ -16,7 +16,7 @@ use crate::input::thousands;
 /// What each figure means, for the Definitions section of both formats.
 pub const DEFINITIONS: &[(&str, &str)] = &[
     ("Period", "the 7 days (week) or the calendar month (month) ending at the as-of date; the previous period is the same report with the as-of date moved back one period."),
-    ("Active customers", "customers with a purchase (a positive amount) in the period."),
+    ("Active customers", "customers with a purchase (an order that is not a return) in the period."),
     ("New customers", "active customers whose first purchase is in the period; returning customers bought before it."),
     ("Loyal customers", "customers in the RFM segments Champions and Loyal Customers at the end of the period (scores are quintiles over all customers to date)."),
     ("Churned (RFM)", "customers who moved into At Risk, Can't Lose Them or Lost during the period from another segment."),

@@ -20,7 +20,7 @@ use serde::{Serialize, Serializer};
 
 use crate::cohorts::{self, Cohorts, Period, Retention};
 use crate::dates::{civil_from_days, days_from_civil, days_in_month, Day};
-use crate::input::Transactions;
+use crate::input::{is_purchase, Transactions};
 use crate::models::{self, FittedModel, Horizon, ModelName, Unit};
 use crate::rfm::{self, RfmOptions};
 
@@ -111,7 +111,7 @@ pub struct PeriodFigures {
     pub new_customers: u64,
     /// Active customers who had bought before the period.
     pub returning_customers: u64,
-    /// Purchases in the period (distinct orders with a positive amount, or positive rows).
+    /// Purchases in the period (distinct orders, or rows, that are not returns).
     pub purchases: u64,
     /// Net amount of the period's rows, returns included.
     pub revenue: f64,
@@ -460,10 +460,10 @@ pub fn compute(
         f.purchases = match &tx.order {
             Some(o) => {
                 let keys: Vec<u64> =
-                    (window..len).filter(|&r| tx.amount[r] > 0.0).map(|r| o[r]).collect();
+                    (window..len).filter(|&r| is_purchase(tx.amount[r])).map(|r| o[r]).collect();
                 rfm::count_distinct(&keys) as u64
             }
-            None => tx.amount[window..].iter().filter(|&&a| a > 0.0).count() as u64,
+            None => tx.amount[window..].iter().filter(|&&a| is_purchase(a)).count() as u64,
         };
 
         let mut segment = vec![u16::MAX; tx.ids.len()];
