@@ -2550,10 +2550,26 @@ con.execute(f"COPY ({sql}) TO '{out}' (HEADER)")
 con.execute(f"COPY ({sql}) TO '{out}.parquet' (FORMAT parquet)")
 "#;
 
+/// testdata/sample.csv with every 37th order free (amount 0.00): free
+/// orders are purchases, in the engines as locally.
+fn sample_with_free_orders(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(data("sample.csv")).unwrap();
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        match line.rsplit_once(',') {
+            Some((head, _)) if i > 0 && i % 37 == 0 => out += &format!("{head},0.00\n"),
+            _ => out += &format!("{line}\n"),
+        }
+    }
+    let path = dir.join("sample_free.csv");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
 #[test]
 fn sql_summary_run_in_duckdb_scores_like_the_transactions() {
     let dir = TempDir::new().unwrap();
-    let sample = data("sample.csv");
+    let sample = sample_with_free_orders(dir.path());
     let hand = data("hand.csv");
     let cases: &[(&Path, &[&str], &[&str])] = &[
         (&sample, &["--date", "order_date", "--order", "order_id"], &[]),
@@ -2635,7 +2651,7 @@ fn sql_summary_run_in_duckdb_scores_like_the_transactions() {
 #[test]
 fn sql_rfm_and_cohorts_run_in_duckdb_equal_the_local_tables() {
     let dir = TempDir::new().unwrap();
-    let sample = data("sample.csv");
+    let sample = sample_with_free_orders(dir.path());
     for (k, (kind, flags)) in ENGINE_TABLES.iter().enumerate() {
         let mut a = vec!["sql", kind, "--dialect", "duckdb", "--table", "tx"];
         a.extend_from_slice(&["--date", "order_date", "--order", "order_id"]);
@@ -2649,7 +2665,7 @@ fn sql_rfm_and_cohorts_run_in_duckdb_equal_the_local_tables() {
         );
         assert_engine_table(kind, flags, &sample, &out);
     }
-    // Without an order column every positive row is a purchase.
+    // Without an order column every row that is not a return is a purchase.
     let sql = dir.path().join("rows.sql");
     std::fs::write(
         &sql,
