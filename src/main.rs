@@ -12,10 +12,10 @@ fn main() -> ExitCode {
     // By default mimalloc returns freed memory to the OS after 10 ms, and the
     // reader frees and reallocates chunk buffers constantly: a third of the
     // run went to the kernel zeroing pages. A one-second delay keeps them;
-    // `churn::release_freed_memory` returns them between stages.
+    // `churn::base::release_freed_memory` returns them between stages.
     // SAFETY: sets a process-wide allocator option before any threads start.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
-    let cli = match churn::cli::Cli::try_parse() {
+    let cli = match churn::app::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     // Ctrl-C or SIGTERM (a cron timeout) mid-write: remove the temporary
     // file, so an interrupted run leaves the previous output and nothing else.
     let _ = ctrlc::set_handler(|| {
-        churn::output::remove_pending_files();
+        churn::io::output::remove_pending_files();
         std::process::exit(130);
     });
     // A panic is a bug: report it as one line and exit 1, like other errors.
@@ -36,12 +36,12 @@ fn main() -> ExitCode {
             eprintln!("churn: internal error (please report): {info}");
         }
     }));
-    match std::panic::catch_unwind(|| churn::run(cli)) {
+    match std::panic::catch_unwind(|| churn::app::run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(e)) if churn::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Ok(Err(e)) if churn::base::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             eprintln!("churn: {e:#}");
-            ExitCode::from(churn::exit_code(&e) as u8)
+            ExitCode::from(churn::base::exit_code(&e) as u8)
         }
         Err(_) => ExitCode::FAILURE,
     }

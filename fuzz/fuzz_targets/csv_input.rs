@@ -6,8 +6,8 @@
 
 use std::io::Write;
 
-use churn::input::{load, LoadOptions};
-use churn::progress::Progress;
+use churn::io::input::{load, LoadOptions};
+use churn::base::progress::Progress;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
             let id = tx.ids.get_bytes(c);
             assert!(!id.is_empty() && id.trim_ascii() == id, "untrimmed or empty id");
             assert!(std::str::from_utf8(id).is_ok(), "id is not UTF-8");
-            assert!(churn::dates::in_supported_range(d) && d <= tx.as_of);
+            assert!(churn::base::dates::in_supported_range(d) && d <= tx.as_of);
             assert!(a.is_finite());
         }
     }

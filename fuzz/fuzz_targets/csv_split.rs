@@ -3,7 +3,7 @@
 //! whole text (the csv crate reading it in one go is the reference).
 #![no_main]
 
-use churn::input::csv_chunk_boundary;
+use churn::io::input::csv_chunk_boundary;
 use libfuzzer_sys::fuzz_target;
 
 fn records(data: &[u8], delim: u8) -> Vec<csv::ByteRecord> {
@@ -19,7 +19,7 @@ fn records(data: &[u8], delim: u8) -> Vec<csv::ByteRecord> {
 /// BOM) is skipped by churn, and the csv crate drops some of them itself.
 fn fields(recs: Vec<csv::ByteRecord>) -> Vec<Vec<Vec<u8>>> {
     recs.iter()
-        .map(|r| r.iter().map(|f| churn::input::strip_boms(f).to_vec()).collect::<Vec<_>>())
+        .map(|r| r.iter().map(|f| churn::io::input::strip_boms(f).to_vec()).collect::<Vec<_>>())
         .filter(|r| !(r.len() == 1 && r[0].trim_ascii().is_empty()))
         .collect()
 }

@@ -3,7 +3,7 @@
 //! and layout detection settles or explains itself.
 #![no_main]
 
-use churn::dates::{DateLayout, Day, Detector};
+use churn::base::dates::{DateLayout, Day, Detector};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     ];
     for layout in &layouts {
         if let Some(day) = layout.parse(data) {
-            if churn::dates::in_supported_range(day) {
+            if churn::base::dates::in_supported_range(day) {
                 let iso = Day(day).to_string();
                 assert_eq!(DateLayout::Iso.parse(iso.as_bytes()), Some(day), "{iso}");
             }
@@ -28,5 +28,5 @@ fuzz_target!(|data: &[u8]| {
         det.observe(value.trim_ascii());
     }
     let _ = det.result();
-    let _ = churn::dates::layout_family(data);
+    let _ = churn::base::dates::layout_family(data);
 });

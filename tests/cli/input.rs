@@ -114,7 +114,8 @@ fn parquet_input_agrees_with_csv() {
     let recs = rows(&text);
     let cust: Vec<&str> = recs.iter().map(|r| r[0].as_str()).collect();
     let order: Vec<i64> = recs.iter().map(|r| r[1].parse().unwrap()).collect();
-    let days: Vec<i32> = recs.iter().map(|r| churn::dates::parse_ymd(&r[2]).unwrap()).collect();
+    let days: Vec<i32> =
+        recs.iter().map(|r| churn::base::dates::parse_ymd(&r[2]).unwrap()).collect();
     let amount: Vec<f64> = recs.iter().map(|r| r[3].parse().unwrap()).collect();
     let mut df = DataFrame::new(
         recs.len(),

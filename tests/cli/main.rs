@@ -11,6 +11,7 @@ mod crm;
 mod engines;
 mod input;
 mod inspect;
+mod layers;
 mod models;
 mod output;
 mod report;

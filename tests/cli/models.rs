@@ -165,7 +165,7 @@ fn backtest_on_simulated_data_beats_the_rfm_baseline() {
     let mut rng = StdRng::seed_from_u64(2024);
     let lambda = Gamma::new(r, 1.0 / alpha).unwrap();
     let drop = Beta::new(a, b).unwrap();
-    let start = churn::dates::parse_ymd("2023-01-01").unwrap();
+    let start = churn::base::dates::parse_ymd("2023-01-01").unwrap();
     let horizon_weeks = 78.0;
     let mut text = String::from("customer_id,date,amount\n");
     for c in 0..30_000 {
@@ -175,7 +175,7 @@ fn backtest_on_simulated_data_beats_the_rfm_baseline() {
         let mut first = true;
         loop {
             let day = start + (t * 7.0) as i32;
-            text += &format!("c{c},{},{}\n", churn::dates::Day(day), 10 + c % 50);
+            text += &format!("c{c},{},{}\n", churn::base::dates::Day(day), 10 + c % 50);
             if !first && rng.gen_bool(p) {
                 break;
             }
@@ -189,7 +189,7 @@ fn backtest_on_simulated_data_beats_the_rfm_baseline() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("sim.csv");
     std::fs::write(&path, text).unwrap();
-    let as_of = churn::dates::Day(start + (horizon_weeks * 7.0) as i32 - 1).to_string();
+    let as_of = churn::base::dates::Day(start + (horizon_weeks * 7.0) as i32 - 1).to_string();
     let out = stdout_of(&[
         "backtest",
         path.to_str().unwrap(),

@@ -9,7 +9,7 @@ fn sample_rows() -> Vec<(String, i32, i64, String)> {
         .into_iter()
         .filter(|r| !r[1].trim().is_empty())
         .map(|r| {
-            let day = churn::dates::parse_ymd(&r[2][..10]).unwrap();
+            let day = churn::base::dates::parse_ymd(&r[2][..10]).unwrap();
             let cents = (r[3].parse::<f64>().unwrap() * 100.0).round() as i64;
             (r[1].clone(), day, cents, r[0].clone())
         })
@@ -73,7 +73,7 @@ fn risks_at(as_of: &str) -> Vec<(String, f64, f64)> {
 
 #[test]
 fn report_headline_figures_match_an_independent_computation() {
-    use churn::dates::{parse_ymd, Day};
+    use churn::base::dates::{parse_ymd, Day};
     use std::collections::{HashMap, HashSet};
     let tx = sample_rows();
     let churned = ["At Risk", "Can't Lose Them", "Lost"];

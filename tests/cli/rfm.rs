@@ -153,7 +153,7 @@ fn rfm_agrees_with_naive_implementation_on_multi_chunk_input() {
     }
     per.retain(|_, c| !c.orders.is_empty());
     let as_of = per.values().map(|c| c.last.clone()).max().unwrap();
-    let day = |s: &str| churn::dates::parse_ymd(s).unwrap();
+    let day = |s: &str| churn::base::dates::parse_ymd(s).unwrap();
     let quant = |mut v: Vec<f64>| -> Vec<f64> {
         v.sort_by(f64::total_cmp);
         let n = v.len();

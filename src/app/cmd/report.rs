@@ -1,0 +1,254 @@
+//! `churn report`: the periodic churn report a cron job writes unattended.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+
+use crate::app::cli::InputArgs;
+use crate::app::cli::{parse_horizon, ScoreModel};
+use crate::app::config::ReportConfig;
+use crate::base::dates::Day;
+
+use crate::base::progress::Progress;
+use crate::base::text::thousands;
+use crate::base::UsageError;
+use crate::domain::models::Unit;
+use crate::io::output;
+use crate::render::report::{self, ReportOptions, ReportPeriod};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// One self-contained page (inline CSS and SVG).
+    Html,
+    Markdown,
+    /// The figures alone.
+    Json,
+}
+
+/// The churn report for the period ending at the as-of date: headline
+/// figures against the previous period, trends, the customers most worth
+/// saving, segment moves and retention cohorts.
+///
+/// Every comparison is the same analysis run with the as-of date moved back
+/// one period (models refitted), so the report needs no state between runs and
+/// a rerun gives identical bytes. Settings can come from a churn.toml file
+/// (--config, or ./churn.toml): [input] for the column mapping, [report] for
+/// these options under the same names; flags override the file.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  churn report sales.csv -o report.html
+  churn report exports/*.csv.gz --period month --top 50 -o monthly.md
+  churn report sales.parquet --json | jq .headline
+  churn report --config /etc/churn.toml /data/export.csv --min-rows 1000 -o /srv/reports/churn.html
+
+Crontab, every Monday at 06:00 (the file is replaced only when the report is complete):
+  0 6 * * 1  cd /srv/churn && churn report exports/latest.csv -o reports/churn.html --quiet")]
+pub struct Args {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Write the report to FILE: .html (one self-contained page), .md (Markdown)
+    /// or .json (the figures); default: Markdown on stdout. The file is replaced
+    /// only when the whole report is written.
+    #[arg(short, long, value_name = "FILE", help_heading = "Report")]
+    pub output: Option<PathBuf>,
+
+    /// Report format, overriding the extension.
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Report")]
+    pub format: Option<ReportFormat>,
+
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format", help_heading = "Report")]
+    pub json: bool,
+
+    /// Title at the top of the report [default: "Churn report: <period> ending <date>"].
+    #[arg(long, value_name = "TEXT", help_heading = "Report")]
+    pub title: Option<String>,
+
+    /// Report period: the 7 days or the calendar month ending at the as-of date [default: week].
+    #[arg(long, value_enum, help_heading = "Report")]
+    pub period: Option<ReportPeriod>,
+
+    /// Periods shown in the trends, at least 3 [default: 12].
+    #[arg(long, value_name = "N", help_heading = "Report")]
+    pub periods: Option<usize>,
+
+    /// Customers in the value-at-risk list [default: 25].
+    #[arg(long, value_name = "N", help_heading = "Report")]
+    pub top: Option<usize>,
+
+    /// Exit 1 without writing when fewer than N rows were read: an export
+    /// that is suspiciously small.
+    #[arg(long, value_name = "N", help_heading = "Report")]
+    pub min_rows: Option<u64>,
+
+    /// Exit 1 without writing when the report period has no transactions.
+    #[arg(long, help_heading = "Report")]
+    pub fail_on_empty: bool,
+
+    /// Purchase model for the risk figures [default: bgnbd].
+    #[arg(long, value_enum, help_heading = "Model")]
+    pub model: Option<ScoreModel>,
+
+    /// Time unit for fitting [default: week].
+    #[arg(long, value_enum, help_heading = "Model")]
+    pub unit: Option<Unit>,
+
+    /// Horizon of CLV and value at risk: 90d, 12w, 3m, 1y [default: 90d].
+    #[arg(long, value_parser = parse_horizon, value_name = "SPAN", help_heading = "Model")]
+    pub horizon: Option<f64>,
+
+    /// Annual discount rate for CLV [default: 0.10].
+    #[arg(long, value_name = "RATE", help_heading = "Model")]
+    pub discount_rate: Option<f64>,
+
+    /// churn_risk at or above P counts as high risk [default: 0.7].
+    #[arg(long, value_name = "P", help_heading = "Model")]
+    pub high_risk: Option<f64>,
+
+    /// L2 penalty when fitting [default: 0].
+    #[arg(long, value_name = "LAMBDA", help_heading = "Model")]
+    pub penalty: Option<f64>,
+}
+
+impl Args {
+    /// Fills the options not given as flags from the config file's [report].
+    pub fn apply_config(&mut self, c: &ReportConfig) -> Result<()> {
+        use crate::app::config::fill;
+        fill(&mut self.output, &c.output);
+        fill(&mut self.title, &c.title);
+        fill(&mut self.period, &c.period);
+        fill(&mut self.periods, &c.periods);
+        fill(&mut self.top, &c.top);
+        fill(&mut self.model, &c.model);
+        fill(&mut self.unit, &c.unit);
+        fill(&mut self.discount_rate, &c.discount_rate);
+        fill(&mut self.high_risk, &c.high_risk);
+        fill(&mut self.penalty, &c.penalty);
+        fill(&mut self.min_rows, &c.min_rows);
+        self.fail_on_empty |= c.fail_on_empty.unwrap_or(false);
+        if self.horizon.is_none() {
+            if let Some(h) = &c.horizon {
+                self.horizon =
+                    Some(parse_horizon(h).map_err(|e| anyhow::anyhow!("[report] horizon: {e}"))?);
+            }
+        }
+        Ok(())
+    }
+
+    fn resolved_format(&self) -> Result<ReportFormat> {
+        if self.json {
+            return Ok(ReportFormat::Json);
+        }
+        if let Some(f) = self.format {
+            return Ok(f);
+        }
+        let Some(path) = self.output.as_deref().filter(|p| p.as_os_str() != "-") else {
+            return Ok(ReportFormat::Markdown);
+        };
+        let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+        Ok(match ext.as_str() {
+            "html" | "htm" => ReportFormat::Html,
+            "md" | "markdown" => ReportFormat::Markdown,
+            "json" => ReportFormat::Json,
+            _ => bail!(UsageError(format!(
+                "cannot tell the report format of {} from its extension; use .html, .md, .json or --format",
+                path.display()
+            ))),
+        })
+    }
+
+    fn options(&self) -> Result<ReportOptions> {
+        let opts = ReportOptions {
+            period: self.period.unwrap_or_default(),
+            periods: self.periods.unwrap_or(12),
+            top: self.top.unwrap_or(25),
+            models: self.model.unwrap_or(ScoreModel::Bgnbd).candidates().to_vec(),
+            unit: self.unit.unwrap_or_default(),
+            horizon_days: self.horizon.unwrap_or(90.0),
+            discount_rate: self.discount_rate.unwrap_or(0.10),
+            high_risk: self.high_risk.unwrap_or(0.7),
+            penalty: self.penalty.unwrap_or(0.0),
+        };
+        if opts.periods < 3 {
+            bail!(UsageError("--periods must be at least 3".into()));
+        }
+        if !(0.0..=1.0).contains(&opts.high_risk) {
+            bail!(UsageError("--high-risk must be between 0 and 1".into()));
+        }
+        if opts.discount_rate.is_nan() || opts.discount_rate <= -1.0 {
+            bail!(UsageError("--discount-rate must be above -1".into()));
+        }
+        if opts.penalty.is_nan() || opts.penalty < 0.0 {
+            bail!(UsageError("--penalty must be 0 or more".into()));
+        }
+        Ok(opts)
+    }
+}
+
+pub fn run(args: Args, progress: &Progress) -> Result<()> {
+    let format = args.resolved_format()?;
+    let opts = args.options()?;
+    crate::app::cli::check_outputs(&args.input, &[args.output.as_deref()])?;
+    let (tx, load) = args.input.load(progress)?;
+    let as_of = tx.as_of;
+    let written_to = args.output.as_deref().filter(|p| p.as_os_str() != "-");
+    let nothing = |why: String| match written_to {
+        Some(p) => anyhow::anyhow!("{why}; {} was not written", p.display()),
+        None => anyhow::anyhow!("{why}; no report written"),
+    };
+    if let Some(min) = args.min_rows {
+        if load.rows < min {
+            return Err(nothing(format!(
+                "only {} read, fewer than --min-rows {}: the export looks incomplete",
+                crate::base::text::count(load.rows, "row"),
+                thousands(min)
+            )));
+        }
+    }
+    let period_start = opts.period.end(as_of, 1) + 1;
+    let in_period = tx.day.iter().filter(|&&d| d >= period_start).count();
+    if in_period == 0 {
+        let why = format!(
+            "no transactions in the {} {} to {}",
+            opts.period.name(),
+            Day(period_start),
+            Day(as_of)
+        );
+        if args.fail_on_empty {
+            return Err(nothing(format!("{why} (--fail-on-empty)")));
+        }
+        progress.warn(&why);
+    }
+    progress.note(&format!(
+        "{}; as of {}",
+        load.summary(tx.ids.len()),
+        crate::base::text::day_string(as_of)
+    ));
+    let title = args
+        .title
+        .clone()
+        .unwrap_or_else(|| format!("Churn report: {} ending {}", opts.period.name(), Day(as_of)));
+    let bar = progress.steps(opts.periods as u64, "computing periods");
+    let report = report::compute(tx, load.rows, title, &opts, |k| bar.set_position(k as u64))?;
+    bar.finish_and_clear();
+    if let Some(err) = &report.model_error {
+        progress.warn(&format!("the report has no risk figures: {err}"));
+    }
+    progress.stage("periods");
+    let bytes = match format {
+        ReportFormat::Html => report::html::render(&report).into_bytes(),
+        ReportFormat::Markdown => report::markdown::render(&report).into_bytes(),
+        ReportFormat::Json => {
+            let mut v = serde_json::to_vec_pretty(&report)?;
+            v.push(b'\n');
+            v
+        }
+    };
+    output::write_document(written_to, &bytes)?;
+    if let Some(p) = written_to {
+        progress.note(&format!("report written to {}", p.display()));
+    }
+    progress.stage("write");
+    Ok(())
+}

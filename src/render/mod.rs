@@ -1,0 +1,6 @@
+//! Turning results into something a person or another engine reads: the
+//! cohort chart, the SQL queries, the report pages.
+
+pub mod chart;
+pub mod report;
+pub mod sql;
