@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::cmd;
+use crate::base::named::Named;
 use crate::base::progress::Progress;
 use crate::base::UsageError;
 use crate::io::input::{ColumnFlags, InputFormat, LoadOptions, ReturnsPolicy};
@@ -493,3 +494,31 @@ pub fn parse_horizon(s: &str) -> Result<f64, String> {
     }
     Ok(n * days)
 }
+
+/// clap's possible values for the named types of the layers below, which
+/// know nothing of clap: a flag of such a type lists and parses their names.
+macro_rules! value_enum {
+    ($($t:ty),+) => {$(
+        impl clap::ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                <$t as Named>::ALL
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                let value = clap::builder::PossibleValue::new(self.name());
+                Some(if self.help().is_empty() { value } else { value.help(self.help()) })
+            }
+        }
+    )+};
+}
+
+value_enum!(
+    crate::domain::cohorts::Period,
+    crate::domain::cohorts::Retention,
+    crate::domain::models::Unit,
+    crate::domain::rfm::Monetary,
+    crate::io::input::Engine,
+    crate::io::output::OutputFormat,
+    crate::render::report::ReportPeriod,
+    crate::render::sql::Dialect
+);

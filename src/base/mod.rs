@@ -4,6 +4,7 @@
 
 pub mod aggregate;
 pub mod dates;
+pub mod named;
 pub mod progress;
 pub mod settings;
 pub mod summary;

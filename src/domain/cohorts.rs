@@ -12,14 +12,15 @@ use crate::base::aggregate::{decimal_scale, group_by_customer};
 use crate::base::dates::{civil_from_days, days_from_civil};
 use crate::base::transactions::{is_purchase, Transactions};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Period {
-    Day,
-    /// ISO weeks, starting on Monday.
-    Week,
-    #[default]
-    Month,
-    Quarter,
+crate::named_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub enum Period {
+        Day = ("day", ""),
+        Week = ("week", "ISO weeks, starting on Monday"),
+        #[default]
+        Month = ("month", ""),
+        Quarter = ("quarter", ""),
+    }
 }
 
 impl Period {
@@ -64,14 +65,13 @@ impl Period {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Retention {
-    /// Retained at k: bought in period k ("return on").
-    #[default]
-    Classic,
-    /// Retained at k: bought in period k or any later period up to as-of
-    /// ("return on or after").
-    Rolling,
+crate::named_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub enum Retention {
+        #[default]
+        Classic = ("classic", "Retained at k: bought in period k (\"return on\")"),
+        Rolling = ("rolling", "Retained at k: bought in period k or any later period up to as-of (\"return on or after\")"),
+    }
 }
 
 /// One cell of the cohort matrix.

@@ -14,13 +14,13 @@ use crate::base::aggregate::{aggregate, sort_by_id, Aggregates};
 use crate::base::transactions::{CustomerIds, Transactions};
 use crate::domain::segments::Segments;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Monetary {
-    /// Total net amount per customer.
-    #[default]
-    Total,
-    /// Mean amount per purchase.
-    Mean,
+crate::named_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub enum Monetary {
+        #[default]
+        Total = ("total", "Total net amount per customer"),
+        Mean = ("mean", "Mean amount per purchase"),
+    }
 }
 
 #[derive(Clone, Debug)]

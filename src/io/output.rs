@@ -17,13 +17,15 @@ use anyhow::{bail, Context, Result};
 use crate::base::dates::Day;
 use crate::base::UsageError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Csv,
-    Tsv,
-    Parquet,
-    Json,
-    Ndjson,
+crate::named_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum OutputFormat {
+        Csv = ("csv", ""),
+        Tsv = ("tsv", ""),
+        Parquet = ("parquet", ""),
+        Json = ("json", ""),
+        Ndjson = ("ndjson", ""),
+    }
 }
 
 /// Many strings in one allocation: result tables hold millions of ids.

@@ -29,14 +29,16 @@ use crate::base::summary::SUMMARY_COLUMNS;
 use crate::domain::cohorts::{Period, Retention};
 use crate::domain::models::Unit;
 
-/// The SQL engines churn writes for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Dialect {
-    Duckdb,
-    Postgres,
-    Spark,
-    Bigquery,
-    Snowflake,
+crate::named_enum! {
+    /// The SQL engines churn writes for.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Dialect {
+        Duckdb = ("duckdb", ""),
+        Postgres = ("postgres", ""),
+        Spark = ("spark", ""),
+        Bigquery = ("bigquery", ""),
+        Snowflake = ("snowflake", ""),
+    }
 }
 
 /// How the transactions table is laid out and which rows count.

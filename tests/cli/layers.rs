@@ -17,19 +17,6 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("app", &["base", "io", "domain", "render", "pipeline", "app"]),
 ];
 
-/// Edges still to be removed (issue 21): domain, io and render enums that
-/// derive clap::ValueEnum instead of naming their values for app to parse.
-/// The test fails when one of them is gone, so the list shrinks to nothing.
-const NOT_YET: &[&str] = &[
-    "domain/cohorts.rs: domain uses clap, which only app may",
-    "domain/models/mod.rs: domain uses clap, which only app may",
-    "domain/rfm.rs: domain uses clap, which only app may",
-    "io/input/spill.rs: io uses clap, which only app may",
-    "io/output.rs: io uses clap, which only app may",
-    "render/report/mod.rs: render uses clap, which only app may",
-    "render/sql.rs: render uses clap, which only app may",
-];
-
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -206,9 +193,6 @@ fn every_module_imports_only_its_own_layer_and_those_below() {
         "only {layered} files found under the layer directories of {}",
         src.display()
     );
-    let gone: Vec<_> = NOT_YET.iter().filter(|k| !found.iter().any(|f| f == *k)).collect();
-    assert!(gone.is_empty(), "fixed, so take them off NOT_YET: {gone:?}");
-    found.retain(|f| !NOT_YET.contains(&f.as_str()));
     assert!(
         found.is_empty(),
         "{} imports against the direction of the layers:\n{}",

@@ -23,15 +23,16 @@ use crate::base::transactions::Transactions;
 pub use purchase::{History, Kind};
 use special::{digamma, ln_gamma};
 
-/// The time unit of x's rates, t_x and T.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Unit {
-    Day,
-    #[default]
-    Week,
-    /// 365.25 / 12 days.
-    Month,
+crate::named_enum! {
+    /// The time unit of x's rates, t_x and T.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Unit {
+        Day = ("day", ""),
+        #[default]
+        Week = ("week", ""),
+        Month = ("month", "365.25 / 12 days"),
+    }
 }
 
 impl Unit {
@@ -428,7 +429,7 @@ fn distinct_in_groups<K: Copy + Eq + std::hash::Hash + Ord + Send + Sync>(
 }
 
 /// Which model, in files and on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelName {
     Bgnbd,

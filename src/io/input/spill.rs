@@ -26,16 +26,15 @@ use super::{
 };
 use crate::base::progress::Progress;
 
-/// How the rows are held.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Engine {
-    /// streaming when the input looks too large for half the available memory.
-    #[default]
-    Auto,
-    /// All rows in memory (about 24 bytes a row): fastest.
-    Memory,
-    /// Rows spilled to disk by customer and analysed a partition at a time.
-    Streaming,
+crate::named_enum! {
+    /// How the rows are held.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub enum Engine {
+        #[default]
+        Auto = ("auto", "streaming when the input looks too large for half the available memory"),
+        Memory = ("memory", "All rows in memory (about 24 bytes a row): fastest"),
+        Streaming = ("streaming", "Rows spilled to disk by customer and analysed a partition at a time"),
+    }
 }
 
 /// Input bytes per partition: a partition of CSV this size takes a few

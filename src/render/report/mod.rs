@@ -25,16 +25,15 @@ use crate::domain::cohorts::{self, Cohorts, Period, Retention};
 use crate::domain::models::{self, FittedModel, Horizon, ModelName, Unit};
 use crate::domain::rfm::{self, RfmOptions};
 
-/// The length of a report period.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReportPeriod {
-    /// The 7 days ending at the as-of date.
-    #[default]
-    Week,
-    /// The calendar month ending at the as-of date (from the same day of the
-    /// previous month; month ends stay month ends).
-    Month,
+crate::named_enum! {
+    /// The length of a report period.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ReportPeriod {
+        #[default]
+        Week = ("week", "The 7 days ending at the as-of date"),
+        Month = ("month", "The calendar month ending at the as-of date (from the same day of the previous month; month ends stay month ends)"),
+    }
 }
 
 impl ReportPeriod {
