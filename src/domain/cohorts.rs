@@ -54,15 +54,6 @@ impl Period {
             }
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Period::Day => "day",
-            Period::Week => "week",
-            Period::Month => "month",
-            Period::Quarter => "quarter",
-        }
-    }
 }
 
 crate::named_enum! {

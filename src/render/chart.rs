@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use crate::base::dates::Day;
+use crate::base::named::Named;
 use crate::domain::cohorts::{Cohorts, Retention};
 
 const CELL_W: usize = 46;

@@ -25,6 +25,7 @@
 
 use std::fmt::Write;
 
+use crate::base::named::Named;
 use crate::base::summary::SUMMARY_COLUMNS;
 use crate::domain::cohorts::{Period, Retention};
 use crate::domain::models::Unit;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use crate::app::cli::{EngineArgs, InputArgs, OutputArgs};
+use crate::base::named::Named;
 use crate::domain::cohorts::{self, Cohorts, Period, Retention};
 use crate::render::chart;
 
