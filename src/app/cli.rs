@@ -3,14 +3,17 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::app::cmd;
 use crate::base::named::Named;
 use crate::base::progress::Progress;
+use crate::base::transactions::Transactions;
 use crate::base::UsageError;
-use crate::io::input::{ColumnFlags, InputFormat, LoadOptions, ReturnsPolicy};
+use crate::io::input::{ColumnFlags, InputFormat, LoadOptions, LoadReport, ReturnsPolicy};
 use crate::io::output::{OutputFormat, OutputTarget};
+use crate::pipeline::models::ModelChoice;
+use crate::pipeline::{Customers, Source};
 
 /// Customer-retention analytics from transaction exports.
 ///
@@ -64,24 +67,6 @@ impl Command {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InputFormatArg {
-    Csv,
-    Tsv,
-    Parquet,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReturnsArg {
-    /// Returns reduce the customer's monetary value; never a purchase.
-    #[default]
-    Net,
-    /// Returns are ignored.
-    Drop,
-}
-
 /// Where transactions come from and how to read them.
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Input")]
@@ -93,7 +78,7 @@ pub struct InputArgs {
 
     /// Input format, overriding the file extension (needed for stdin that is not CSV).
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub input_format: Option<InputFormatArg>,
+    pub input_format: Option<InputFormat>,
 
     /// Field separator for text input (default ',' or tab for .tsv).
     #[arg(long, value_name = "CHAR", value_parser = parse_delimiter)]
@@ -134,7 +119,7 @@ pub struct InputArgs {
 
     /// What negative amounts (returns, cancellations) do [default: net].
     #[arg(long, value_enum, value_name = "POLICY")]
-    pub returns: Option<ReturnsArg>,
+    pub returns: Option<ReturnsPolicy>,
 
     /// Analysis date YYYY-MM-DD, inclusive; later transactions are ignored
     /// (default: the date of the latest transaction).
@@ -197,11 +182,7 @@ impl InputArgs {
     pub fn load_options(&self) -> LoadOptions {
         LoadOptions {
             inputs: self.inputs.clone(),
-            format: self.input_format.map(|f| match f {
-                InputFormatArg::Csv => InputFormat::Csv,
-                InputFormatArg::Tsv => InputFormat::Tsv,
-                InputFormatArg::Parquet => InputFormat::Parquet,
-            }),
+            format: self.input_format,
             delimiter: self.delimiter,
             columns: ColumnFlags {
                 customer: self.customer.clone(),
@@ -213,10 +194,7 @@ impl InputArgs {
             },
             date_format: self.date_format.clone(),
             skip_invalid: self.skip_invalid,
-            returns: match self.returns.unwrap_or_default() {
-                ReturnsArg::Net => ReturnsPolicy::Net,
-                ReturnsArg::Drop => ReturnsPolicy::Drop,
-            },
+            returns: self.returns.unwrap_or_default(),
             as_of: self.as_of,
             count_duplicates: false,
             keep: Vec::new(),
@@ -294,18 +272,15 @@ pub struct ListArgs {
 }
 
 impl ListArgs {
-    /// Reads a `--summary` file; --keep needs the transactions, so it is refused.
-    pub fn read_summary(
-        &self,
-        path: &std::path::Path,
-    ) -> Result<crate::io::input::summary::CustomerSummary> {
+    /// --keep needs the transactions: refused with `--summary`.
+    pub fn refuse_keep_with_summary(&self) -> Result<()> {
         if !self.keep.is_empty() {
             return Err(UsageError(
                 "--keep needs the transactions; it does not go with --summary".into(),
             )
             .into());
         }
-        crate::io::input::summary::read_summary(path)
+        Ok(())
     }
 
     /// Checks --columns before any input is read, against the command's own
@@ -382,54 +357,32 @@ impl OutputArgs {
 }
 
 impl InputArgs {
-    /// Reads the transactions, says which columns and date layout were used,
-    /// and hands back memory the reader no longer needs.
-    pub fn load(
-        &self,
-        progress: &Progress,
-    ) -> Result<(crate::base::transactions::Transactions, crate::io::input::LoadReport)> {
-        self.load_keeping(&[], progress)
+    /// Where the transactions come from, carrying the `keep` columns.
+    pub fn source(&self, engine: &EngineArgs, keep: &[String]) -> Source {
+        Source {
+            load: LoadOptions { keep: keep.to_vec(), ..self.load_options() },
+            engine: engine.engine,
+            temp_dir: engine.temp_dir.clone(),
+        }
     }
 
-    /// Reads the transactions and hands them to `analyse`, whole or (with the
-    /// streaming engine) a partition of customers at a time; its results in
-    /// partition order. Like [`InputArgs::load_keeping`] otherwise.
-    pub fn load_each<T>(
+    /// The customers of a command that also reads a `--summary` file.
+    pub fn customers(
         &self,
         engine: &EngineArgs,
         keep: &[String],
-        progress: &Progress,
-        analyse: impl FnMut(crate::base::transactions::Transactions) -> Result<T>,
-    ) -> Result<(Vec<T>, crate::io::input::LoadReport)> {
-        let opts = LoadOptions { keep: keep.to_vec(), ..self.load_options() };
-        let temp_dir = engine.temp_dir.as_deref();
-        let (results, report) =
-            crate::io::input::load_each(&opts, engine.engine, temp_dir, progress, analyse)?;
-        loaded(&report, progress, "analyse");
-        Ok((results, report))
+        summary: Option<&PathBuf>,
+    ) -> Customers {
+        match summary {
+            Some(path) => Customers::Summary(path.clone()),
+            None => Customers::Transactions(Box::new(self.source(engine, keep))),
+        }
     }
 
-    /// [`InputArgs::load`], carrying the latest value of the `keep` columns
-    /// per customer.
-    pub fn load_keeping(
-        &self,
-        keep: &[String],
-        progress: &Progress,
-    ) -> Result<(crate::base::transactions::Transactions, crate::io::input::LoadReport)> {
-        let opts = LoadOptions { keep: keep.to_vec(), ..self.load_options() };
-        let (tx, report) = crate::io::input::load(&opts, progress)?;
-        loaded(&report, progress, "load");
-        Ok((tx, report))
+    /// Reads the transactions into memory.
+    pub fn load(&self, progress: &Progress) -> Result<(Transactions, LoadReport)> {
+        self.source(&EngineArgs::default(), &[]).load(progress)
     }
-}
-
-/// After reading: says which columns and date layout were used, and hands
-/// back memory the reader no longer needs.
-/// `stage` names what ended for `CHURN_TIMINGS`.
-fn loaded(report: &crate::io::input::LoadReport, progress: &Progress, stage: &str) {
-    progress.note(&format!("columns: {}; dates: {}", report.mapping, report.date_layout));
-    crate::base::release_freed_memory();
-    progress.stage(stage);
 }
 
 /// Checks every file a command will write, before anything is read: none
@@ -453,30 +406,18 @@ pub fn check_outputs(input: &InputArgs, outputs: &[Option<&std::path::Path>]) ->
     Ok(())
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScoreModel {
-    Bgnbd,
-    Mbgnbd,
-    Pnbd,
-    /// Fit both and keep the lowest BIC.
-    Auto,
+/// The `--model` values of a command that fits purchase models only, with
+/// `auto_help` for `auto`.
+pub fn purchase_model(
+    auto_help: &'static str,
+) -> impl clap::builder::TypedValueParser<Value = ModelChoice> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    let values = ModelChoice::ALL.iter().filter(|c| c.is_purchase()).map(|&c| {
+        PossibleValue::new(c.name()).help(if c == ModelChoice::Auto { auto_help } else { c.help() })
+    });
+    PossibleValuesParser::new(values).map(|name| name.parse().expect("a listed name"))
 }
 
-impl ScoreModel {
-    /// The purchase models to fit; the lowest BIC among them is kept.
-    pub fn candidates(self) -> &'static [crate::domain::models::ModelName] {
-        match self {
-            ScoreModel::Bgnbd => &[crate::domain::models::ModelName::Bgnbd],
-            ScoreModel::Mbgnbd => &[crate::domain::models::ModelName::Mbgnbd],
-            ScoreModel::Pnbd => &[crate::domain::models::ModelName::Pnbd],
-            ScoreModel::Auto => {
-                use crate::domain::models::ModelName;
-                &[ModelName::Bgnbd, ModelName::Mbgnbd, ModelName::Pnbd]
-            }
-        }
-    }
-}
 /// "90d", "12w", "3m", "1y" as days.
 pub fn parse_horizon(s: &str) -> Result<f64, String> {
     let s = s.trim();
@@ -505,7 +446,7 @@ macro_rules! value_enum {
             }
 
             fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-                let value = clap::builder::PossibleValue::new(self.name());
+                let value = clap::builder::PossibleValue::new(self.name()).aliases(self.aliases());
                 Some(if self.help().is_empty() { value } else { value.help(self.help()) })
             }
         }
@@ -516,9 +457,14 @@ value_enum!(
     crate::domain::cohorts::Period,
     crate::domain::cohorts::Retention,
     crate::domain::models::Unit,
+    crate::pipeline::models::ModelChoice,
+    crate::pipeline::score::SortBy,
     crate::domain::rfm::Monetary,
     crate::io::input::Engine,
+    crate::io::input::InputFormat,
+    crate::io::input::ReturnsPolicy,
     crate::io::output::OutputFormat,
+    crate::render::report::ReportFormat,
     crate::render::report::ReportPeriod,
     crate::render::sql::Dialect
 );

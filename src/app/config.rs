@@ -36,8 +36,8 @@ pub struct InputConfig {
     pub order: Option<String>,
     pub date_format: Option<String>,
     pub delimiter: Option<String>,
-    pub input_format: Option<crate::app::cli::InputFormatArg>,
-    pub returns: Option<crate::app::cli::ReturnsArg>,
+    pub input_format: Option<crate::io::input::InputFormat>,
+    pub returns: Option<crate::io::input::ReturnsPolicy>,
     pub skip_invalid: Option<bool>,
 }
 
@@ -50,7 +50,7 @@ pub struct ReportConfig {
     pub period: Option<crate::render::report::ReportPeriod>,
     pub periods: Option<usize>,
     pub top: Option<usize>,
-    pub model: Option<crate::app::cli::ScoreModel>,
+    pub model: Option<crate::pipeline::models::ModelChoice>,
     pub unit: Option<crate::domain::models::Unit>,
     pub horizon: Option<String>,
     pub discount_rate: Option<f64>,
@@ -101,7 +101,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.input.customer.as_deref(), Some("CustomerID"));
-        assert!(matches!(c.input.returns, Some(crate::app::cli::ReturnsArg::Drop)));
+        assert!(matches!(c.input.returns, Some(crate::io::input::ReturnsPolicy::Drop)));
         assert_eq!(c.report.top, Some(10));
         assert_eq!(c.report.period, Some(crate::render::report::ReportPeriod::Month));
         let e = parse("[input]\ncustomer = \"a\"\ncustmer = \"b\"\n").unwrap_err().to_string();

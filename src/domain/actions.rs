@@ -18,13 +18,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-/// A churn-risk band of `churn score`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Band {
-    High,
-    Medium,
-    Low,
-}
+use crate::domain::risk::Band;
 
 /// The action for a segment, and per band where the band changes it.
 #[derive(Clone, Debug, PartialEq)]

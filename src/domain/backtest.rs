@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+use crate::domain::models::Unit;
+
 /// Predictions and outcome for one customer seen in the calibration period.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Outcome {
@@ -48,6 +50,16 @@ pub struct Metrics {
 }
 
 /// ROC AUC by ranks (Mann-Whitney), ties counted half.
+/// A backtest: the split, and each model's metrics (the RFM baseline last).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub as_of: String,
+    pub calibration_end: String,
+    pub holdout_days: i32,
+    pub unit: Unit,
+    pub models: Vec<(String, Metrics)>,
+}
+
 pub fn auc(scores_and_events: &mut [(f64, bool)]) -> f64 {
     scores_and_events.sort_by(|a, b| a.0.total_cmp(&b.0));
     let positives = scores_and_events.iter().filter(|s| s.1).count() as f64;

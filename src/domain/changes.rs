@@ -9,28 +9,17 @@
 
 use std::collections::HashMap;
 
-/// Why a customer is in the delta.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Change {
-    New,
-    BandUp,
-    BandDown,
-    SegmentChanged,
-    Gone,
-}
+use crate::domain::risk::Band;
 
-impl Change {
-    pub const ALL: [Change; 5] =
-        [Change::New, Change::BandUp, Change::BandDown, Change::SegmentChanged, Change::Gone];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Change::New => "new",
-            Change::BandUp => "band_up",
-            Change::BandDown => "band_down",
-            Change::SegmentChanged => "segment_changed",
-            Change::Gone => "gone",
-        }
+crate::named_enum! {
+    /// Why a customer is in the delta.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Change {
+        New = ("new", ""),
+        BandUp = ("band_up", ""),
+        BandDown = ("band_down", ""),
+        SegmentChanged = ("segment_changed", ""),
+        Gone = ("gone", ""),
     }
 }
 
@@ -57,15 +46,6 @@ impl Previous {
     }
 }
 
-fn band_rank(band: &str) -> Option<u8> {
-    match band {
-        "low" => Some(0),
-        "medium" => Some(1),
-        "high" => Some(2),
-        _ => None,
-    }
-}
-
 /// The change of a customer now in `band` and `segment`, who was `was`
 /// (none: not in the previous list). A band move outranks a segment change.
 pub fn classify(was: Option<&Was>, band: &str, segment: &str) -> Option<Change> {
@@ -73,8 +53,8 @@ pub fn classify(was: Option<&Was>, band: &str, segment: &str) -> Option<Change> 
         return Some(Change::New);
     };
     if was.band != band {
-        return match (band_rank(&was.band), band_rank(band)) {
-            (Some(a), Some(b)) if b < a => Some(Change::BandDown),
+        return match (was.band.parse::<Band>(), band.parse::<Band>()) {
+            (Ok(a), Ok(b)) if b.rank() > a.rank() => Some(Change::BandDown),
             _ => Some(Change::BandUp),
         };
     }

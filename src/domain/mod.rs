@@ -8,4 +8,5 @@ pub mod changes;
 pub mod cohorts;
 pub mod models;
 pub mod rfm;
+pub mod risk;
 pub mod segments;

@@ -271,3 +271,58 @@ fn degenerate_histories_stop_with_a_reason_not_a_failed_fit() {
         assert!(v["model_error"].as_str().unwrap().contains(message), "{}", v["model_error"]);
     }
 }
+
+/// One model choice for every command: the spend model is no purchase
+/// model, `auto` means the three, and the one rule for a usable fit applies
+/// to a saved file as to a fresh fit.
+#[test]
+fn one_model_choice_and_one_rule_for_a_usable_fit() {
+    let sample = data("sample.csv");
+    let sample = sample.to_str().unwrap();
+    for cmd in ["score", "backtest", "report"] {
+        churn()
+            .args([cmd, sample, "--model", "gg"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("[possible values: bgnbd, mbgnbd, pnbd, auto]"));
+    }
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("churn.toml");
+    std::fs::write(&config, "[report]\nmodel = \"gg\"\n").unwrap();
+    churn().args(["report", sample, "--config", config.to_str().unwrap()]).assert().code(2).stderr(
+        predicate::str::contains(
+            "[report] model: 'gg' is not a purchase model; use bgnbd, mbgnbd, pnbd, auto",
+        ),
+    );
+    std::fs::write(&config, "[report]\nmodel = \"BG/NBD\"\n").unwrap();
+    churn()
+        .args(["report", sample, "--config", config.to_str().unwrap()])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("'BG/NBD' is not one of bgnbd, mbgnbd, pnbd, gg, auto"));
+
+    // A spend model whose q was edited to below 1 has an infinite mean spend.
+    let gg = dir.path().join("gg.json");
+    churn()
+        .args(["fit", sample, "--model", "gg", "-q", "--save", gg.to_str().unwrap()])
+        .assert()
+        .success();
+    let mut model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&gg).unwrap()).unwrap();
+    model["params"]["q"] = serde_json::json!(0.9);
+    std::fs::write(&gg, model.to_string()).unwrap();
+    churn()
+        .args(["score", sample, "--model-file", gg.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(format!(
+            "model file {}: the Gamma-Gamma fit has q = 0.9 <= 1: expected spend is infinite",
+            gg.display()
+        )));
+
+    // The sort keys are also spelled as their columns.
+    let by = |key: &str| stdout_of(&["score", sample, "--sort", key, "--top", "20"]);
+    assert_eq!(by("churn_risk"), by("churn-risk"));
+    assert_ne!(by("churn-risk"), by("clv"));
+}

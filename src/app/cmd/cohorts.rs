@@ -82,7 +82,7 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         Some(p) => Some(chart::Format::of(p, true).map_err(UsageError)?),
     };
     crate::app::cli::check_outputs(&args.input, &[args.chart.as_deref()])?;
-    let (parts, report) = args.input.load_each(&args.engine, &[], progress, |tx| {
+    let (parts, report) = args.input.source(&args.engine, &[]).load_each(progress, |tx| {
         Ok((cohorts::compute(&tx, args.period, args.retention), tx.as_of))
     })?;
     let as_of = parts.first().map_or(0, |p| p.1);

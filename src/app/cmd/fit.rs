@@ -6,23 +6,11 @@ use anyhow::{bail, Result};
 
 use crate::app::cli::{EngineArgs, InputArgs};
 use crate::base::progress::Progress;
-use crate::domain::models::{self, FittedModel, ModelName, Unit};
-use crate::io::input::{self, CustomerPart};
+use crate::base::UsageError;
+use crate::domain::models::Unit;
 use crate::io::output;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum FitModel {
-    /// BG/NBD purchases (Fader, Hardie & Lee 2005).
-    Bgnbd,
-    /// MBG/NBD purchases (Batislam et al. 2007).
-    Mbgnbd,
-    /// Pareto/NBD purchases (Schmittlein, Morrison & Colombo 1987).
-    Pnbd,
-    /// Gamma-Gamma spend per purchase.
-    Gg,
-    /// Fit the purchase models and keep the lowest BIC.
-    Auto,
-}
+use crate::pipeline::{self, fit::FitOptions, models::ModelChoice};
+use crate::render;
 
 /// Fit a probabilistic model of purchasing (BG/NBD, MBG/NBD, Pareto/NBD) or spending
 /// (Gamma-Gamma) by maximum likelihood.
@@ -47,8 +35,8 @@ pub struct Args {
     pub engine: EngineArgs,
 
     /// The model to fit.
-    #[arg(long, value_enum, default_value_t = FitModel::Bgnbd, help_heading = "Model")]
-    pub model: FitModel,
+    #[arg(long, value_enum, default_value = "bgnbd", help_heading = "Model")]
+    pub model: ModelChoice,
 
     /// Time unit of the summary and the parameters (month = 365.25/12 days).
     #[arg(long, value_enum, default_value_t = Unit::Week, help_heading = "Model")]
@@ -74,100 +62,23 @@ pub struct Args {
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
     if args.penalty.is_nan() || args.penalty < 0.0 {
-        bail!(crate::base::UsageError("--penalty must be 0 or more".into()));
+        bail!(UsageError("--penalty must be 0 or more".into()));
     }
     crate::app::cli::check_outputs(&args.input, &[args.save.as_deref()])?;
-    let (summary, as_of, what_was_read) = match &args.summary {
-        Some(path) => {
-            let mut s = input::summary::read_summary(path)?;
-            let read = s.note(path);
-            (s.model_summary(path)?, s.as_of, read)
-        }
-        None => {
-            let (parts, report) = args.input.load_each(&args.engine, &[], progress, |mut tx| {
-                let (_, summary) = models::histories_freeing_rows(&mut tx);
-                Ok(CustomerPart { summary, as_of: tx.as_of, ..CustomerPart::default() })
-            })?;
-            let all = CustomerPart::join(parts);
-            let read = report.summary(all.summary.len());
-            (all.summary, all.as_of, read)
-        }
-    };
-    if summary.is_empty() {
-        bail!("no customer has a purchase on or before {}", crate::base::text::day_string(as_of));
+    let customers = args.input.customers(&args.engine, &[], args.summary.as_ref());
+    let opts = FitOptions { model: args.model, unit: args.unit, penalty: args.penalty };
+    let fitted = pipeline::fit::run(&customers, &opts, progress)?;
+    if fitted.compared.len() > 1 && !args.json {
+        print!("{}", render::fit::comparison(&fitted.compared));
     }
-    progress.note(&format!("{what_was_read}; as of {}", crate::base::text::day_string(as_of)));
-    let spinner = progress.spinner("fitting");
-    let chosen = match args.model {
-        FitModel::Gg => match models::fit_spend(&summary, args.penalty) {
-            Some(fit) => models::describe(ModelName::Gg, &fit, args.unit, as_of),
-            None => {
-                bail!("Gamma-Gamma needs customers with repeat purchases: fewer than 3 have one")
-            }
-        },
-        FitModel::Bgnbd | FitModel::Mbgnbd | FitModel::Pnbd | FitModel::Auto => {
-            if let Some(problem) = models::fit_data_problem(&summary) {
-                bail!("{problem}");
-            }
-            let pat = models::patterns(&summary, args.unit);
-            progress.note(&format!(
-                "{} customers in {} distinct (x, t_x, T) patterns",
-                crate::base::text::thousands(summary.len() as u64),
-                crate::base::text::thousands(pat.histories.len() as u64)
-            ));
-            let names: &[ModelName] = match args.model {
-                FitModel::Bgnbd => &[ModelName::Bgnbd],
-                FitModel::Mbgnbd => &[ModelName::Mbgnbd],
-                FitModel::Pnbd => &[ModelName::Pnbd],
-                _ => &[ModelName::Bgnbd, ModelName::Mbgnbd, ModelName::Pnbd],
-            };
-            let fitted: Vec<FittedModel> = names
-                .iter()
-                .map(|&m| {
-                    let kind = m.purchase_kind().expect("purchase model");
-                    models::describe(
-                        m,
-                        &models::fit_purchase(kind, &pat, args.penalty),
-                        args.unit,
-                        as_of,
-                    )
-                })
-                .collect();
-            if fitted.len() > 1 && !args.json {
-                println!(
-                    "{:<10} {:>16} {:>14} {:>14}  converged",
-                    "model", "log-likelihood", "AIC", "BIC"
-                );
-                for f in &fitted {
-                    println!(
-                        "{:<10} {:>16.3} {:>14.3} {:>14.3}  {}",
-                        f.model.title(),
-                        f.log_likelihood,
-                        f.aic,
-                        f.bic,
-                        if f.converged { "yes" } else { "no" }
-                    );
-                }
-                println!();
-            }
-            fitted
-                .into_iter()
-                .filter(|f| f.converged || names.len() == 1)
-                .min_by(|a, b| a.bic.total_cmp(&b.bic))
-                .ok_or_else(|| anyhow::anyhow!("no purchase model converged"))?
-        }
-    };
-    spinner.finish_and_clear();
+    let chosen = fitted.chosen.ok_or_else(|| anyhow::anyhow!("no purchase model converged"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&chosen)?);
     } else {
-        print!("{}", human(&chosen));
+        print!("{}", render::fit::summary(&chosen));
     }
-    if !chosen.converged {
-        bail!(
-            "the {} fit did not converge; try --penalty 0.001 (or larger), another --unit, or check the data with `churn inspect`",
-            chosen.model.title()
-        );
+    if let Some(problem) = chosen.unusable() {
+        bail!("{problem}; try --penalty 0.001 (or larger), another --unit, or check the data with `churn inspect`");
     }
     if let Some(path) = &args.save {
         let text = serde_json::to_string_pretty(&chosen)? + "\n";
@@ -175,33 +86,4 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
         progress.note(&format!("model saved to {}", path.display()));
     }
     Ok(())
-}
-
-fn human(f: &FittedModel) -> String {
-    let mut s = format!(
-        "model: {} ({}s, as of {}), {} customers\n",
-        f.model.title(),
-        match f.unit {
-            Unit::Day => "day",
-            Unit::Week => "week",
-            Unit::Month => "month",
-        },
-        f.as_of,
-        crate::base::text::thousands(f.customers)
-    );
-    s += &format!("{:<8} {:>14} {:>14}\n", "param", "estimate", "std. error");
-    for name in f.model.param_names() {
-        let get = |m: &serde_json::Map<String, serde_json::Value>| {
-            m.get(*name).and_then(|v| v.as_f64()).map_or("-".to_string(), |v| format!("{v:.6}"))
-        };
-        s += &format!("{:<8} {:>14} {:>14}\n", name, get(&f.params), get(&f.std_errors));
-    }
-    s += &format!(
-        "log-likelihood {:.4}, AIC {:.4}, BIC {:.4}, converged: {}\n",
-        f.log_likelihood,
-        f.aic,
-        f.bic,
-        if f.converged { "yes" } else { "no" }
-    );
-    s
 }

@@ -4,26 +4,15 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use crate::app::cli::InputArgs;
-use crate::app::cli::{parse_horizon, ScoreModel};
+use crate::app::cli::{parse_horizon, purchase_model, EngineArgs, InputArgs};
 use crate::app::config::ReportConfig;
-use crate::base::dates::Day;
-
+use crate::base::named::Named;
 use crate::base::progress::Progress;
-use crate::base::text::thousands;
 use crate::base::UsageError;
-use crate::domain::models::Unit;
-use crate::io::output;
-use crate::render::report::{self, ReportOptions, ReportPeriod};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    /// One self-contained page (inline CSS and SVG).
-    Html,
-    Markdown,
-    /// The figures alone.
-    Json,
-}
+use crate::domain::models::{ModelName, Unit};
+use crate::pipeline::models::ModelChoice;
+use crate::pipeline::report::{self, ReportJob, ReportOptions};
+use crate::render::report::{ReportFormat, ReportPeriod};
 
 /// The churn report for the period ending at the as-of date: headline
 /// figures against the previous period, trends, the customers most worth
@@ -87,8 +76,8 @@ pub struct Args {
     pub fail_on_empty: bool,
 
     /// Purchase model for the risk figures [default: bgnbd].
-    #[arg(long, value_enum, help_heading = "Model")]
-    pub model: Option<ScoreModel>,
+    #[arg(long, value_parser = purchase_model(ModelChoice::Auto.help()), help_heading = "Model")]
+    pub model: Option<ModelChoice>,
 
     /// Time unit for fitting [default: week].
     #[arg(long, value_enum, help_heading = "Model")]
@@ -120,7 +109,9 @@ impl Args {
         fill(&mut self.period, &c.period);
         fill(&mut self.periods, &c.periods);
         fill(&mut self.top, &c.top);
-        fill(&mut self.model, &c.model);
+        if self.model.is_none() {
+            self.model = c.model.map(|m| m.purchase("[report] model")).transpose()?;
+        }
         fill(&mut self.unit, &c.unit);
         fill(&mut self.discount_rate, &c.discount_rate);
         fill(&mut self.high_risk, &c.high_risk);
@@ -146,15 +137,12 @@ impl Args {
         let Some(path) = self.output.as_deref().filter(|p| p.as_os_str() != "-") else {
             return Ok(ReportFormat::Markdown);
         };
-        let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
-        Ok(match ext.as_str() {
-            "html" | "htm" => ReportFormat::Html,
-            "md" | "markdown" => ReportFormat::Markdown,
-            "json" => ReportFormat::Json,
-            _ => bail!(UsageError(format!(
+        ReportFormat::of(path).ok_or_else(|| {
+            UsageError(format!(
                 "cannot tell the report format of {} from its extension; use .html, .md, .json or --format",
                 path.display()
-            ))),
+            ))
+            .into()
         })
     }
 
@@ -163,7 +151,7 @@ impl Args {
             period: self.period.unwrap_or_default(),
             periods: self.periods.unwrap_or(12),
             top: self.top.unwrap_or(25),
-            models: self.model.unwrap_or(ScoreModel::Bgnbd).candidates().to_vec(),
+            models: self.model.unwrap_or(ModelChoice::One(ModelName::Bgnbd)).candidates(),
             unit: self.unit.unwrap_or_default(),
             horizon_days: self.horizon.unwrap_or(90.0),
             discount_rate: self.discount_rate.unwrap_or(0.10),
@@ -187,68 +175,14 @@ impl Args {
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
-    let format = args.resolved_format()?;
-    let opts = args.options()?;
+    let job = ReportJob {
+        format: args.resolved_format()?,
+        options: args.options()?,
+        output: args.output.clone().filter(|p| p.as_os_str() != "-"),
+        title: args.title.clone(),
+        min_rows: args.min_rows,
+        fail_on_empty: args.fail_on_empty,
+    };
     crate::app::cli::check_outputs(&args.input, &[args.output.as_deref()])?;
-    let (tx, load) = args.input.load(progress)?;
-    let as_of = tx.as_of;
-    let written_to = args.output.as_deref().filter(|p| p.as_os_str() != "-");
-    let nothing = |why: String| match written_to {
-        Some(p) => anyhow::anyhow!("{why}; {} was not written", p.display()),
-        None => anyhow::anyhow!("{why}; no report written"),
-    };
-    if let Some(min) = args.min_rows {
-        if load.rows < min {
-            return Err(nothing(format!(
-                "only {} read, fewer than --min-rows {}: the export looks incomplete",
-                crate::base::text::count(load.rows, "row"),
-                thousands(min)
-            )));
-        }
-    }
-    let period_start = opts.period.end(as_of, 1) + 1;
-    let in_period = tx.day.iter().filter(|&&d| d >= period_start).count();
-    if in_period == 0 {
-        let why = format!(
-            "no transactions in the {} {} to {}",
-            opts.period.name(),
-            Day(period_start),
-            Day(as_of)
-        );
-        if args.fail_on_empty {
-            return Err(nothing(format!("{why} (--fail-on-empty)")));
-        }
-        progress.warn(&why);
-    }
-    progress.note(&format!(
-        "{}; as of {}",
-        load.summary(tx.ids.len()),
-        crate::base::text::day_string(as_of)
-    ));
-    let title = args
-        .title
-        .clone()
-        .unwrap_or_else(|| format!("Churn report: {} ending {}", opts.period.name(), Day(as_of)));
-    let bar = progress.steps(opts.periods as u64, "computing periods");
-    let report = report::compute(tx, load.rows, title, &opts, |k| bar.set_position(k as u64))?;
-    bar.finish_and_clear();
-    if let Some(err) = &report.model_error {
-        progress.warn(&format!("the report has no risk figures: {err}"));
-    }
-    progress.stage("periods");
-    let bytes = match format {
-        ReportFormat::Html => report::html::render(&report).into_bytes(),
-        ReportFormat::Markdown => report::markdown::render(&report).into_bytes(),
-        ReportFormat::Json => {
-            let mut v = serde_json::to_vec_pretty(&report)?;
-            v.push(b'\n');
-            v
-        }
-    };
-    output::write_document(written_to, &bytes)?;
-    if let Some(p) = written_to {
-        progress.note(&format!("report written to {}", p.display()));
-    }
-    progress.stage("write");
-    Ok(())
+    report::run(&args.input.source(&EngineArgs::default(), &[]), &job, progress)
 }

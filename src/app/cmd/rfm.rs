@@ -75,14 +75,16 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     args.list.check_columns(&args.output, &fixed)?;
     let (aggregates, ids, as_of, kept, what_was_read, spinner) = match &args.summary {
         Some(path) => {
-            let s = args.list.read_summary(path)?;
+            args.list.refuse_keep_with_summary()?;
+            let s = crate::io::input::summary::read_summary(path)?;
             let read = s.note(path);
             let spinner = progress.spinner("computing RFM");
             (s.aggregates, s.ids, s.as_of, Vec::new(), read, spinner)
         }
         None => {
-            let (parts, report) =
-                args.input.load_each(&args.engine, &args.list.keep, progress, |mut tx| {
+            let (parts, report) = args.input.source(&args.engine, &args.list.keep).load_each(
+                progress,
+                |mut tx| {
                     // Only the ids are needed from here on: the rows are freed on return.
                     Ok(CustomerPart {
                         aggregates: crate::base::aggregate::aggregate(&tx),
@@ -91,7 +93,8 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
                         as_of: tx.as_of,
                         ..CustomerPart::default()
                     })
-                })?;
+                },
+            )?;
             let spinner = progress.spinner("computing RFM");
             let all = CustomerPart::join(parts);
             let read = report.summary(all.aggregates.purchases.iter().filter(|&&p| p > 0).count());

@@ -2,11 +2,11 @@
 
 use anyhow::Result;
 
-use crate::app::cli::ReturnsArg;
 use crate::base::progress::Progress;
 use crate::base::UsageError;
 use crate::domain::cohorts::{Period, Retention};
 use crate::domain::models::Unit;
+use crate::io::input::ReturnsPolicy;
 use crate::render::sql::{Amount, Dialect, Query, Source};
 
 /// What the query computes.
@@ -84,8 +84,8 @@ pub struct Args {
     pub as_of: Option<String>,
 
     /// Returns (negative amounts): net them off (default) or drop them.
-    #[arg(long, value_enum, default_value_t = ReturnsArg::Net, value_name = "POLICY")]
-    pub returns: ReturnsArg,
+    #[arg(long, value_enum, default_value_t = ReturnsPolicy::Net, value_name = "POLICY")]
+    pub returns: ReturnsPolicy,
 
     /// Time unit of t_x and T (summary only): day, week or month (365.25/12 days).
     #[arg(long, value_enum, value_name = "UNIT")]
@@ -133,7 +133,7 @@ pub fn run(args: Args, _progress: &Progress) -> Result<()> {
         },
         order: args.order,
         as_of: args.as_of,
-        drop_returns: matches!(args.returns, ReturnsArg::Drop),
+        drop_returns: matches!(args.returns, ReturnsPolicy::Drop),
     };
     crate::io::output::write_document(None, source.to_sql(args.dialect, query).as_bytes())
 }

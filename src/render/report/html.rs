@@ -10,6 +10,7 @@ use super::format::{change, span, value};
 use super::tables::{self, TextTable};
 use super::Report;
 use crate::base::dates::Day;
+use crate::base::named::Named;
 use crate::base::text::thousands;
 use crate::render::chart::{self, Trend};
 
