@@ -418,24 +418,6 @@ pub fn purchase_model(
     PossibleValuesParser::new(values).map(|name| name.parse().expect("a listed name"))
 }
 
-/// "90d", "12w", "3m", "1y" as days.
-pub fn parse_horizon(s: &str) -> Result<f64, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| c.is_alphabetic()).unwrap_or(s.len()));
-    let n: f64 = num.parse().map_err(|_| format!("'{s}' is not a span like 90d, 12w, 3m or 1y"))?;
-    let days = match unit {
-        "d" => 1.0,
-        "w" => 7.0,
-        "m" => 365.25 / 12.0,
-        "y" => 365.25,
-        _ => return Err(format!("'{s}': use a d, w, m or y suffix, e.g. 90d")),
-    };
-    if n.is_nan() || n <= 0.0 {
-        return Err(format!("'{s}': the horizon must be positive"));
-    }
-    Ok(n * days)
-}
-
 /// clap's possible values for the named types of the layers below, which
 /// know nothing of clap: a flag of such a type lists and parses their names.
 macro_rules! value_enum {
@@ -457,6 +439,8 @@ value_enum!(
     crate::domain::cohorts::Period,
     crate::domain::cohorts::Retention,
     crate::domain::models::Unit,
+    crate::pipeline::cohorts::Layout,
+    crate::pipeline::cohorts::Values,
     crate::pipeline::models::ModelChoice,
     crate::pipeline::score::SortBy,
     crate::domain::rfm::Monetary,

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod values;
 
 use anyhow::{Context, Result};
 

@@ -5,9 +5,12 @@
 //! candidates) are applied the same way by every command.
 
 pub mod backtest;
+pub mod cohorts;
 pub mod fit;
+pub mod inspect;
 pub mod models;
 pub mod report;
+pub mod rfm;
 pub mod score;
 
 use std::path::PathBuf;

@@ -88,6 +88,45 @@ fn usage_errors_exit_2() {
         .stderr(predicate::str::contains("/no/such/file.csv"));
 }
 
+/// Every numeric flag is checked as it is parsed, the same way in every
+/// command, and a settings value by the same rule.
+#[test]
+fn numbers_no_command_can_use_are_usage_errors() {
+    let sample = data("sample.csv");
+    let s = sample.to_str().unwrap();
+    for (args, message) in [
+        (vec!["fit", s, "--penalty", "-1"], "the penalty must be 0 or more"),
+        (vec!["score", s, "--penalty", "NaN"], "the penalty must be 0 or more"),
+        (vec!["backtest", s, "--penalty", "-0.5"], "the penalty must be 0 or more"),
+        (vec!["report", s, "--penalty", "-1"], "the penalty must be 0 or more"),
+        (vec!["score", s, "--discount-rate", "-1"], "must be above -1"),
+        (vec!["report", s, "--discount-rate", "inf"], "must be above -1"),
+        (vec!["score", s, "--min-risk", "1.5"], "must be between 0 and 1"),
+        (vec!["report", s, "--high-risk", "-0.1"], "must be between 0 and 1"),
+        (vec!["score", s, "--bands", "0.4,0.7"], "0 <= MEDIUM <= HIGH <= 1"),
+        (vec!["score", s, "--horizon", "0d"], "the horizon must be positive"),
+        (vec!["report", s, "--periods", "2"], "at least 3 periods"),
+    ] {
+        churn().args(&args).assert().code(2).stdout("").stderr(
+            predicate::str::contains(message).and(predicate::str::contains("panicked").not()),
+        );
+    }
+    let dir = TempDir::new().unwrap();
+    let config = dir.path().join("churn.toml");
+    for (setting, message) in [
+        ("penalty = -2.0", "[report] penalty = -2: the penalty must be 0 or more"),
+        ("high_risk = 1.5", "[report] high_risk = 1.5: must be between 0 and 1"),
+        ("periods = 1", "[report] periods = 1: the report needs at least 3 periods"),
+    ] {
+        std::fs::write(&config, format!("[report]\n{setting}\n")).unwrap();
+        churn()
+            .args(["report", s, "--config", config.to_str().unwrap()])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message));
+    }
+}
+
 mod no_panics {
     use super::*;
     use proptest::prelude::*;

@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 
-use crate::app::cli::{parse_horizon, purchase_model, EngineArgs, InputArgs};
+use crate::app::cli::{purchase_model, EngineArgs, InputArgs};
+use crate::app::values;
 use crate::base::progress::Progress;
 use crate::base::UsageError;
 use crate::domain::models::Unit;
@@ -28,7 +29,7 @@ pub struct Args {
     pub input: InputArgs,
 
     /// Length of the holdout at the end of the data: 90d, 12w, 3m, 1y.
-    #[arg(long, default_value = "90d", value_parser = parse_horizon, value_name = "SPAN", help_heading = "Backtest")]
+    #[arg(long, default_value = "90d", value_parser = values::horizon, value_name = "SPAN", help_heading = "Backtest")]
     pub holdout: f64,
 
     /// Purchase model(s) to test.
@@ -40,7 +41,7 @@ pub struct Args {
     pub unit: Unit,
 
     /// L2 penalty when fitting.
-    #[arg(long, default_value_t = 0.0, value_name = "LAMBDA", help_heading = "Backtest")]
+    #[arg(long, default_value = "0", value_parser = values::number(values::penalty), allow_negative_numbers = true, value_name = "LAMBDA", help_heading = "Backtest")]
     pub penalty: f64,
 
     /// Print the metrics as JSON on stdout.

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use crate::app::cli::{EngineArgs, InputArgs};
+use crate::app::values;
 use crate::base::progress::Progress;
-use crate::base::UsageError;
 use crate::domain::models::Unit;
 use crate::io::output;
 use crate::pipeline::{self, fit::FitOptions, models::ModelChoice};
@@ -43,7 +43,7 @@ pub struct Args {
     pub unit: Unit,
 
     /// L2 penalty on the parameters (0 = plain maximum likelihood).
-    #[arg(long, default_value_t = 0.0, value_name = "LAMBDA", help_heading = "Model")]
+    #[arg(long, default_value = "0", value_parser = values::number(values::penalty), allow_negative_numbers = true, value_name = "LAMBDA", help_heading = "Model")]
     pub penalty: f64,
 
     /// Print the fit as JSON on stdout.
@@ -61,9 +61,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
-    if args.penalty.is_nan() || args.penalty < 0.0 {
-        bail!(UsageError("--penalty must be 0 or more".into()));
-    }
     crate::app::cli::check_outputs(&args.input, &[args.save.as_deref()])?;
     let customers = args.input.customers(&args.engine, &[], args.summary.as_ref());
     let opts = FitOptions { model: args.model, unit: args.unit, penalty: args.penalty };

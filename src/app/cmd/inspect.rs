@@ -1,15 +1,11 @@
 //! `churn inspect`: a data-quality profile of the input.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
-use serde::Serialize;
 
 use crate::app::cli::InputArgs;
 use crate::base::progress::Progress;
 use crate::base::text::thousands;
-use crate::base::transactions::Transactions;
-use crate::io::input::{self, LoadReport};
+use crate::pipeline::inspect::{self, Profile};
 
 /// Profile the input before trusting any number computed from it.
 ///
@@ -31,91 +27,14 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The profile, as printed with --json.
-#[derive(Serialize, Debug)]
-pub struct Profile {
-    pub files: Vec<FileRows>,
-    pub rows: u64,
-    pub columns: String,
-    pub date_layout: String,
-    pub first_date: Option<String>,
-    pub last_date: Option<String>,
-    pub as_of: String,
-    pub as_of_from_data: bool,
-    pub rows_after_as_of: u64,
-    pub rows_used: u64,
-    pub customers: u64,
-    pub customers_with_purchase: u64,
-    pub purchases: u64,
-    pub returns: u64,
-    pub returns_dropped: u64,
-    pub zero_amount_rows: u64,
-    pub skipped: BTreeMap<String, u64>,
-    pub duplicate_rows: u64,
-    pub amount_min: f64,
-    pub amount_median: f64,
-    pub amount_max: f64,
-    pub revenue_net: f64,
-}
-
-#[derive(Serialize, Debug)]
-pub struct FileRows {
-    pub file: String,
-    pub rows: u64,
-}
-
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
-    let mut opts = args.input.load_options();
-    opts.count_duplicates = true;
-    let (tx, report) = input::load(&opts, progress)?;
-    let p = profile(&tx, &report);
+    let p = inspect::run(&args.input.load_options(), progress)?;
     let text = if args.json { serde_json::to_string_pretty(&p)? + "\n" } else { human(&p) };
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
-}
-
-pub fn profile(tx: &Transactions, report: &LoadReport) -> Profile {
-    let agg = crate::base::aggregate::aggregate(tx);
-    let mut amounts = tx.amount.clone();
-    amounts.sort_unstable_by(f64::total_cmp);
-    let median = if amounts.is_empty() {
-        0.0
-    } else if amounts.len() % 2 == 1 {
-        amounts[amounts.len() / 2]
-    } else {
-        (amounts[amounts.len() / 2 - 1] + amounts[amounts.len() / 2]) / 2.0
-    };
-    let mut seen = vec![false; tx.ids.len()];
-    for &c in &tx.customer {
-        seen[c as usize] = true;
-    }
-    Profile {
-        files: report.files.iter().map(|(f, r)| FileRows { file: f.clone(), rows: *r }).collect(),
-        rows: report.rows,
-        columns: report.mapping.clone(),
-        date_layout: report.date_layout.clone(),
-        first_date: report.first_day.map(crate::base::text::day_string),
-        last_date: report.last_day.map(crate::base::text::day_string),
-        as_of: crate::base::text::day_string(tx.as_of),
-        as_of_from_data: report.as_of_from_data,
-        rows_after_as_of: report.after_as_of,
-        rows_used: tx.len() as u64,
-        customers: seen.iter().filter(|&&s| s).count() as u64,
-        customers_with_purchase: agg.purchases.iter().filter(|&&p| p > 0).count() as u64,
-        purchases: agg.purchases.iter().map(|&p| p as u64).sum(),
-        returns: tx.amount.iter().filter(|&&a| a < 0.0).count() as u64 + report.returns_dropped,
-        returns_dropped: report.returns_dropped,
-        zero_amount_rows: tx.amount.iter().filter(|&&a| a == 0.0).count() as u64,
-        skipped: report.skipped.by_reason().into_iter().map(|(r, n)| (r.to_string(), n)).collect(),
-        duplicate_rows: report.duplicates.unwrap_or(0),
-        amount_min: amounts.first().copied().unwrap_or(0.0),
-        amount_median: median,
-        amount_max: amounts.last().copied().unwrap_or(0.0),
-        revenue_net: crate::base::aggregate::total_amount(&tx.amount),
-    }
 }
 
 fn human(p: &Profile) -> String {

@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use crate::app::cli::{parse_horizon, purchase_model, EngineArgs, InputArgs};
+use crate::app::cli::{purchase_model, EngineArgs, InputArgs};
 use crate::app::config::ReportConfig;
+use crate::app::values::{self, setting};
 use crate::base::named::Named;
 use crate::base::progress::Progress;
 use crate::base::UsageError;
@@ -59,7 +60,7 @@ pub struct Args {
     pub period: Option<ReportPeriod>,
 
     /// Periods shown in the trends, at least 3 [default: 12].
-    #[arg(long, value_name = "N", help_heading = "Report")]
+    #[arg(long, value_parser = values::periods_flag, value_name = "N", help_heading = "Report")]
     pub periods: Option<usize>,
 
     /// Customers in the value-at-risk list [default: 25].
@@ -84,19 +85,19 @@ pub struct Args {
     pub unit: Option<Unit>,
 
     /// Horizon of CLV and value at risk: 90d, 12w, 3m, 1y [default: 90d].
-    #[arg(long, value_parser = parse_horizon, value_name = "SPAN", help_heading = "Model")]
+    #[arg(long, value_parser = values::horizon, value_name = "SPAN", help_heading = "Model")]
     pub horizon: Option<f64>,
 
     /// Annual discount rate for CLV [default: 0.10].
-    #[arg(long, value_name = "RATE", help_heading = "Model")]
+    #[arg(long, value_parser = values::number(values::discount_rate), allow_negative_numbers = true, value_name = "RATE", help_heading = "Model")]
     pub discount_rate: Option<f64>,
 
     /// churn_risk at or above P counts as high risk [default: 0.7].
-    #[arg(long, value_name = "P", help_heading = "Model")]
+    #[arg(long, value_parser = values::number(values::probability), allow_negative_numbers = true, value_name = "P", help_heading = "Model")]
     pub high_risk: Option<f64>,
 
     /// L2 penalty when fitting [default: 0].
-    #[arg(long, value_name = "LAMBDA", help_heading = "Model")]
+    #[arg(long, value_parser = values::number(values::penalty), allow_negative_numbers = true, value_name = "LAMBDA", help_heading = "Model")]
     pub penalty: Option<f64>,
 }
 
@@ -107,21 +108,28 @@ impl Args {
         fill(&mut self.output, &c.output);
         fill(&mut self.title, &c.title);
         fill(&mut self.period, &c.period);
-        fill(&mut self.periods, &c.periods);
+        let periods = c.periods.map(values::periods).transpose();
+        fill(&mut self.periods, &periods.map_err(|e| anyhow::anyhow!("[report] periods = {e}"))?);
         fill(&mut self.top, &c.top);
         if self.model.is_none() {
             self.model = c.model.map(|m| m.purchase("[report] model")).transpose()?;
         }
         fill(&mut self.unit, &c.unit);
-        fill(&mut self.discount_rate, &c.discount_rate);
-        fill(&mut self.high_risk, &c.high_risk);
-        fill(&mut self.penalty, &c.penalty);
+        fill(
+            &mut self.discount_rate,
+            &setting("[report] discount_rate", c.discount_rate, values::discount_rate)?,
+        );
+        fill(
+            &mut self.high_risk,
+            &setting("[report] high_risk", c.high_risk, values::probability)?,
+        );
+        fill(&mut self.penalty, &setting("[report] penalty", c.penalty, values::penalty)?);
         fill(&mut self.min_rows, &c.min_rows);
         self.fail_on_empty |= c.fail_on_empty.unwrap_or(false);
         if self.horizon.is_none() {
             if let Some(h) = &c.horizon {
                 self.horizon =
-                    Some(parse_horizon(h).map_err(|e| anyhow::anyhow!("[report] horizon: {e}"))?);
+                    Some(values::horizon(h).map_err(|e| anyhow::anyhow!("[report] horizon: {e}"))?);
             }
         }
         Ok(())
@@ -146,8 +154,8 @@ impl Args {
         })
     }
 
-    fn options(&self) -> Result<ReportOptions> {
-        let opts = ReportOptions {
+    fn options(&self) -> ReportOptions {
+        ReportOptions {
             period: self.period.unwrap_or_default(),
             periods: self.periods.unwrap_or(12),
             top: self.top.unwrap_or(25),
@@ -157,27 +165,14 @@ impl Args {
             discount_rate: self.discount_rate.unwrap_or(0.10),
             high_risk: self.high_risk.unwrap_or(0.7),
             penalty: self.penalty.unwrap_or(0.0),
-        };
-        if opts.periods < 3 {
-            bail!(UsageError("--periods must be at least 3".into()));
         }
-        if !(0.0..=1.0).contains(&opts.high_risk) {
-            bail!(UsageError("--high-risk must be between 0 and 1".into()));
-        }
-        if opts.discount_rate.is_nan() || opts.discount_rate <= -1.0 {
-            bail!(UsageError("--discount-rate must be above -1".into()));
-        }
-        if opts.penalty.is_nan() || opts.penalty < 0.0 {
-            bail!(UsageError("--penalty must be 0 or more".into()));
-        }
-        Ok(opts)
     }
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
     let job = ReportJob {
         format: args.resolved_format()?,
-        options: args.options()?,
+        options: args.options(),
         output: args.output.clone().filter(|p| p.as_os_str() != "-"),
         title: args.title.clone(),
         min_rows: args.min_rows,

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use crate::app::cli::{parse_horizon, purchase_model, EngineArgs, InputArgs, ListArgs, OutputArgs};
+use crate::app::cli::{purchase_model, EngineArgs, InputArgs, ListArgs, OutputArgs};
+use crate::app::values;
 use crate::base::named::Named;
 use crate::base::progress::Progress;
-use crate::base::UsageError;
 use crate::domain::models::Unit;
 use crate::domain::rfm::RfmOptions;
 use crate::domain::risk::Bands;
@@ -67,23 +67,23 @@ pub struct Args {
     pub unit: Unit,
 
     /// L2 penalty when fitting.
-    #[arg(long, default_value_t = 0.0, value_name = "LAMBDA", help_heading = "Model")]
+    #[arg(long, default_value = "0", value_parser = values::number(values::penalty), allow_negative_numbers = true, value_name = "LAMBDA", help_heading = "Model")]
     pub penalty: f64,
 
     /// Prediction horizon: days (90d), weeks (12w), months (3m, 365.25/12 days) or years (1y).
-    #[arg(long, default_value = "90d", value_parser = parse_horizon, value_name = "SPAN", help_heading = "Scores")]
+    #[arg(long, default_value = "90d", value_parser = values::horizon, value_name = "SPAN", help_heading = "Scores")]
     pub horizon: f64,
 
     /// Annual discount rate for CLV (0.10 = 10% a year).
-    #[arg(long, default_value_t = 0.10, value_name = "RATE", help_heading = "Scores")]
+    #[arg(long, default_value = "0.1", value_parser = values::number(values::discount_rate), allow_negative_numbers = true, value_name = "RATE", help_heading = "Scores")]
     pub discount_rate: f64,
 
     /// churn_risk thresholds for the high and medium bands.
-    #[arg(long, default_value = "0.7,0.4", value_parser = parse_bands, value_name = "HIGH,MEDIUM", help_heading = "Scores")]
+    #[arg(long, default_value = "0.7,0.4", value_parser = values::bands, value_name = "HIGH,MEDIUM", help_heading = "Scores")]
     pub bands: Bands,
 
     /// Keep customers with churn_risk at least P.
-    #[arg(long, value_name = "P", help_heading = "Scores")]
+    #[arg(long, value_parser = values::number(values::probability), allow_negative_numbers = true, value_name = "P", help_heading = "Scores")]
     pub min_risk: Option<f64>,
 
     /// Keep the first N rows after sorting.
@@ -93,18 +93,6 @@ pub struct Args {
     /// Sort key (descending; ties by customer_id).
     #[arg(long, value_enum, default_value = "value-at-risk", help_heading = "Scores")]
     pub sort: SortBy,
-}
-
-fn parse_bands(s: &str) -> Result<Bands, String> {
-    let parts: Vec<f64> = s
-        .split(',')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("'{s}' is not two numbers like 0.7,0.4"))?;
-    match parts[..] {
-        [high, medium] => Bands::new(high, medium).map_err(|e| format!("'{s}': {e}")),
-        _ => Err(format!("'{s}': give HIGH,MEDIUM with 0 <= MEDIUM <= HIGH <= 1")),
-    }
 }
 
 pub fn run(args: Args, progress: &Progress) -> Result<()> {
@@ -124,9 +112,6 @@ pub fn run(args: Args, progress: &Progress) -> Result<()> {
     fixed.extend(actions.as_ref().map(|_| "action"));
     fixed.extend(args.changes_since.as_ref().map(|_| "change"));
     args.list.check_columns(&args.output, &fixed)?;
-    if args.discount_rate.is_nan() || args.discount_rate <= -1.0 {
-        bail!(UsageError("--discount-rate must be above -1".into()));
-    }
     if args.summary.is_some() {
         args.list.refuse_keep_with_summary()?;
     }
