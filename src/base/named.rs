@@ -28,8 +28,8 @@ pub trait Named: Copy + PartialEq + Sized + 'static {
 }
 
 /// Defines an enum whose variants are named (`Variant = ("name", "help")`,
-/// or `("name", "help", "alias")`),
-/// with `Named`, `FromStr`, and serde as the name (settings files and
+/// or `("name", "help", "alias")`), copied and compared by value, with
+/// `Named`, `FromStr`, and serde as the name (settings files and
 /// saved models spell the values as flags do).
 #[macro_export]
 macro_rules! named_enum {
@@ -40,6 +40,7 @@ macro_rules! named_enum {
         }
     ) => {
         $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )+
         }
@@ -94,7 +95,6 @@ mod tests {
     use super::Named;
 
     crate::named_enum! {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum Shade {
             Light = ("light", "Pale."),
             Dark = ("dark", "", "black"),

@@ -13,7 +13,6 @@ use crate::domain::risk::Band;
 
 crate::named_enum! {
     /// Why a customer is in the delta.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Change {
         New = ("new", ""),
         BandUp = ("band_up", ""),

@@ -13,7 +13,7 @@ use crate::base::dates::{civil_from_days, days_from_civil};
 use crate::base::transactions::{is_purchase, Transactions};
 
 crate::named_enum! {
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    #[derive(Default)]
     pub enum Period {
         Day = ("day", ""),
         Week = ("week", "ISO weeks, starting on Monday"),
@@ -57,7 +57,7 @@ impl Period {
 }
 
 crate::named_enum! {
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    #[derive(Default)]
     pub enum Retention {
         #[default]
         Classic = ("classic", "Retained at k: bought in period k (\"return on\")"),

@@ -15,7 +15,7 @@ use crate::base::transactions::{CustomerIds, Transactions};
 use crate::domain::segments::Segments;
 
 crate::named_enum! {
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    #[derive(Default)]
     pub enum Monetary {
         #[default]
         Total = ("total", "Total net amount per customer"),

@@ -18,7 +18,6 @@ pub fn value_at_risk(p_alive: f64, clv_if_alive: f64) -> f64 {
 
 crate::named_enum! {
     /// A churn-risk band, from the most at risk to the least.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Band {
         High = ("high", ""),
         Medium = ("medium", ""),

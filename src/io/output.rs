@@ -18,7 +18,6 @@ use crate::base::dates::Day;
 use crate::base::UsageError;
 
 crate::named_enum! {
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum OutputFormat {
         Csv = ("csv", ""),
         Tsv = ("tsv", ""),

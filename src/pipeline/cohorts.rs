@@ -15,7 +15,7 @@ use crate::render::chart;
 
 crate::named_enum! {
     /// How the matrix is laid out as a table.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    #[derive(Default)]
     pub enum Layout {
         #[default]
         Long = ("long", "One row per (cohort, period offset)"),
@@ -25,7 +25,7 @@ crate::named_enum! {
 
 crate::named_enum! {
     /// What the cells of the wide layout hold.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    #[derive(Default)]
     pub enum Values {
         Customers = ("customers", ""),
         #[default]

@@ -280,18 +280,11 @@ pub fn compute(
         let mut high = None;
         match (purchase, spend) {
             (Some(p), Some(Ok(s))) => {
-                let scores = models::score_fitted(
-                    &summary,
-                    &pat,
-                    &p,
-                    &s,
-                    horizon,
-                    |sc| Risk {
-                        p_alive: sc.p_alive,
-                        expected_purchases: sc.expected_purchases,
-                        clv_if_alive: sc.clv_if_alive,
-                    },
-                );
+                let scores = models::Scorer::fitted(&summary, &pat, &p, &s, horizon).all(|sc| Risk {
+                    p_alive: sc.p_alive,
+                    expected_purchases: sc.expected_purchases,
+                    clv_if_alive: sc.clv_if_alive,
+                });
                 let mut flags = vec![false; tx.ids.len()];
                 let (mut var, mut high_n) = (0.0, 0u64);
                 for (i, sc) in scores.iter().enumerate() {

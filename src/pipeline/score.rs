@@ -21,7 +21,6 @@ use crate::pipeline::Customers;
 crate::named_enum! {
     /// The order of the list (descending; ties by customer_id), also
     /// spelled as the columns are named.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum SortBy {
         ValueAtRisk = ("value-at-risk", "", "value_at_risk"),
         ChurnRisk = ("churn-risk", "", "churn_risk"),

@@ -32,7 +32,6 @@ use crate::domain::models::Unit;
 
 crate::named_enum! {
     /// The SQL engines churn writes for.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum Dialect {
         Duckdb = ("duckdb", ""),
         Postgres = ("postgres", ""),

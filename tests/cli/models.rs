@@ -190,16 +190,12 @@ fn backtest_on_simulated_data_beats_the_rfm_baseline() {
     let path = dir.path().join("sim.csv");
     std::fs::write(&path, text).unwrap();
     let as_of = churn::base::dates::Day(start + (horizon_weeks * 7.0) as i32 - 1).to_string();
-    let out = stdout_of(&[
-        "backtest",
-        path.to_str().unwrap(),
-        "--holdout",
-        "13w",
-        "--as-of",
-        &as_of,
-        "--json",
-        "-q",
-    ]);
+    let backtest = |more: &[&str]| {
+        let mut args = vec!["backtest", path.to_str().unwrap(), "--holdout", "13w", "-q"];
+        args.extend(["--as-of", &as_of]);
+        stdout_of(&[&args[..], more].concat())
+    };
+    let out = backtest(&["--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let model = &v["models"]["BG/NBD"];
     let baseline = &v["models"]["RFM baseline"];
@@ -213,17 +209,7 @@ fn backtest_on_simulated_data_beats_the_rfm_baseline() {
 
     // The chart: cumulative purchases (BG/NBD, actual) and calibration (BG/NBD, baseline).
     let svg = dir.path().join("bt.svg");
-    stdout_of(&[
-        "backtest",
-        path.to_str().unwrap(),
-        "--holdout",
-        "13w",
-        "--as-of",
-        &as_of,
-        "-q",
-        "--chart",
-        svg.to_str().unwrap(),
-    ]);
+    backtest(&["--chart", svg.to_str().unwrap()]);
     let text = std::fs::read_to_string(&svg).unwrap();
     let doc = roxmltree::Document::parse(&text).expect("valid SVG");
     let series = doc.descendants().filter(|n| n.attribute("class") == Some("series")).count();

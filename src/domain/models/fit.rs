@@ -38,7 +38,6 @@ pub fn fit_data_problem(s: &Summary) -> Option<String> {
 
 crate::named_enum! {
     /// A model churn fits, as saved files and `--model` name it.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum ModelName {
         Bgnbd = ("bgnbd", "BG/NBD purchases (Fader, Hardie & Lee 2005)"),
         Mbgnbd = ("mbgnbd", "MBG/NBD purchases (Batislam et al. 2007)"),

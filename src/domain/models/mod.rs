@@ -22,13 +22,13 @@ pub use fit::{
 };
 pub use history::{histories, histories_freeing_rows, histories_of, patterns, summarize, Patterns};
 pub use purchase::{History, Kind};
-pub use score::{score, score_fitted, score_with, Horizon, Score, Scorer};
+pub use score::{Horizon, Score, Scorer};
 
 use crate::base::summary::Summary;
 
 crate::named_enum! {
     /// The time unit of x's rates, t_x and T.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    #[derive(Default)]
     pub enum Unit {
         Day = ("day", ""),
         #[default]

@@ -45,46 +45,6 @@ impl Horizon {
     }
 }
 
-/// Scores every customer of the summary. Purchase-model quantities are
-/// computed once per distinct pattern. CLV discounts each model unit's
-/// expected purchases at the end of that unit.
-pub fn score(
-    s: &Summary,
-    pat: &Patterns,
-    kind: Kind,
-    purchase_params: &[f64; 4],
-    spend_params: &[f64; 3],
-    horizon: Horizon,
-) -> Vec<Score> {
-    score_with(s, pat, kind, purchase_params, spend_params, horizon, |sc| sc)
-}
-
-/// [`score_with`] for a fitted purchase model and a fitted Gamma-Gamma model.
-pub fn score_fitted<R: Send>(
-    s: &Summary,
-    pat: &Patterns,
-    purchase: &FittedModel,
-    spend: &FittedModel,
-    horizon: Horizon,
-    keep: impl Fn(Score) -> R + Sync + Send,
-) -> Vec<R> {
-    Scorer::fitted(s, pat, purchase, spend, horizon).all(keep)
-}
-
-/// [`score`], keeping only `keep(score)` per customer: a caller that needs
-/// two figures of tens of millions of customers does not hold all six.
-pub fn score_with<R: Send>(
-    s: &Summary,
-    pat: &Patterns,
-    kind: Kind,
-    purchase_params: &[f64; 4],
-    spend_params: &[f64; 3],
-    horizon: Horizon,
-    keep: impl Fn(Score) -> R + Sync + Send,
-) -> Vec<R> {
-    Scorer::new(s, pat, kind, purchase_params, spend_params, horizon).all(keep)
-}
-
 /// The purchase-model figures of one (x, t_x, T) pattern.
 #[derive(Clone, Copy, Debug)]
 struct PatternFigures {

@@ -7,6 +7,18 @@ use super::fit::{
 use super::*;
 use crate::base::aggregate::group_by_customer;
 use crate::base::transactions::Transactions;
+
+/// Every customer's scores.
+fn score(
+    s: &Summary,
+    pat: &Patterns,
+    kind: Kind,
+    purchase_params: &[f64; 4],
+    spend_params: &[f64; 3],
+    horizon: Horizon,
+) -> Vec<Score> {
+    Scorer::new(s, pat, kind, purchase_params, spend_params, horizon).all(|sc| sc)
+}
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

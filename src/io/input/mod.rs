@@ -51,7 +51,6 @@ pub use sources::{sources, Source};
 
 crate::named_enum! {
     /// The format of an input, when its extension does not say.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum InputFormat {
         Csv = ("csv", ""),
         Tsv = ("tsv", ""),
@@ -61,7 +60,7 @@ crate::named_enum! {
 
 crate::named_enum! {
     /// What negative amounts (returns, cancellations) do.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    #[derive(Default)]
     pub enum ReturnsPolicy {
         #[default]
         Net = ("net", "Returns reduce the customer's monetary value; never a purchase"),

@@ -28,7 +28,7 @@ use crate::base::progress::Progress;
 
 crate::named_enum! {
     /// How the rows are held.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    #[derive(Default)]
     pub enum Engine {
         #[default]
         Auto = ("auto", "streaming when the input looks too large for half the available memory"),

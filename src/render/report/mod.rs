@@ -17,7 +17,7 @@ use crate::domain::models::FittedModel;
 
 crate::named_enum! {
     /// The length of a report period.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    #[derive(Default)]
     pub enum ReportPeriod {
         #[default]
         Week = ("week", "The 7 days ending at the as-of date"),
@@ -27,7 +27,6 @@ crate::named_enum! {
 
 crate::named_enum! {
     /// How the report is written.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum ReportFormat {
         Html = ("html", "One self-contained page (inline CSS and SVG)"),
         Markdown = ("markdown", ""),
